@@ -1,0 +1,154 @@
+//! Command-line interface (clap). `logveil` alone is `logveil run`: stdin to stdout.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logveil",
+    version,
+    about = "Streaming log redactor: replaces credentials and PII with keyed HMAC fingerprints",
+    long_about = "Streaming log redactor: reads log records, finds API tokens, keys, passwords and \
+selected PII, and replaces each with [REDACTED:<rule>:<key-id>:<fingerprint>], where the \
+fingerprint is a truncated HMAC-SHA256 of the secret under your key: equal secrets stay equal, \
+nothing can be reversed without the key.\n\n\
+With no subcommand, logveil runs `logveil run`: stdin to stdout.\n\n\
+Keys: LOGVEIL_KEY (hex:…, base64:… or raw, at least 32 bytes), --key-file FILE (mode 600), or \
+[[keys]] in the config. Without a key, a random per-run key is used.",
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  \
+  kubectl logs app | logveil > clean.log\n  \
+  logveil run /var/log/app/*.log.gz -o /srv/clean/ --stats\n  \
+  logveil scan build.log || echo 'secrets leaked into the build log'\n  \
+  echo \"$LEAKED_TOKEN\" | logveil fingerprint"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `run` options, when no subcommand is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Redact inputs (files or `-` for stdin; default stdin) to stdout, a file or a directory.
+    Run(RunArgs),
+    /// Detect only: print a summary per rule; exit 1 if anything was found, 0 if clean, 2 on
+    /// error. Usable as a CI gate.
+    Scan(ScanArgs),
+    /// Print the fingerprint of known secrets (arguments, or one per line on stdin) under
+    /// every configured key, to search redacted logs for a leaked token.
+    Fingerprint(FingerprintArgs),
+    /// List or check the rules.
+    Rules(RulesArgs),
+    /// Generate a synthetic mixed log corpus with planted fake secrets (for benchmarks and
+    /// tests).
+    Corpus(CorpusArgs),
+}
+
+/// Options shared by every command that loads rules and keys.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Config file (TOML); see config.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Extra rule-pack directory (repeatable); its packs add to or replace built-in ones.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules_dirs: Vec<PathBuf>,
+    /// Key file (mode 600): `hex:…`, `base64:…` or raw bytes, at least 32 bytes.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Disable a pack or rule by id (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub disable: Vec<String>,
+    /// Enable a pack or rule by id (repeatable; applied after --disable).
+    #[arg(long, value_name = "ID")]
+    pub enable: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Input files (plain, gzip or zstd, by content) or `-` for stdin. Default: stdin.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Output: a file (`.gz`/`.zst` names compress), `-` for stdout, or a directory (existing,
+    /// or ending in `/`) where each input gets an output of the same name and compression.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<String>,
+    /// Redaction worker threads (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print statistics to stderr at exit: records, bytes, findings per rule, MB/s, latency
+    /// percentiles.
+    #[arg(long)]
+    pub stats: bool,
+    /// Replacement template with {rule}, {key_id} and {fp}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ScanArgs {
+    /// Input files or `-` for stdin. Default: stdin.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<String>,
+    /// Redaction worker threads (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Also print throughput and latency statistics to stderr.
+    #[arg(long)]
+    pub stats: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FingerprintArgs {
+    /// Secrets to fingerprint. Prefer stdin: arguments are visible in the process list.
+    #[arg(value_name = "SECRET")]
+    pub secrets: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub command: RulesCommand,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum RulesCommand {
+    /// List packs and rules with their validators and whether they are enabled.
+    List,
+    /// Run every rule's examples and negative examples; exit 1 on any failure.
+    Check,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CorpusArgs {
+    /// Approximate size in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub size_mb: u64,
+    /// PRNG seed: same seed and size, same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of lines that carry a fake secret (0 for none).
+    #[arg(long, default_value_t = 0.01)]
+    pub secret_rate: f64,
+    /// Output file (default stdout).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write ground truth as TSV (line, kind, secret) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+}

@@ -1,0 +1,227 @@
+//! The TOML config model (`--config FILE`, see `config.example.toml`), its validation, and
+//! how command-line options override it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::fingerprint::{Key, KeySpec, Keyring, Template, DEFAULT_KEY_ID, DEFAULT_TEMPLATE};
+use crate::rules::{RuleSet, Selection};
+
+/// Environment variable holding the key (`hex:…`, `base64:…` or raw, at least 32 bytes).
+pub const KEY_ENV: &str = "LOGVEIL_KEY";
+/// Environment variable naming the id of the `LOGVEIL_KEY` / `--key-file` key.
+pub const KEY_ID_ENV: &str = "LOGVEIL_KEY_ID";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Keys by id; one is `active = true`. Each names a `file` or an `env` variable.
+    #[serde(default)]
+    pub keys: Vec<KeySpec>,
+    /// Replacement template with `{rule}`, `{key_id}`, `{fp}`.
+    pub template: Option<String>,
+    /// Redaction worker threads (default: the number of CPUs).
+    pub threads: Option<usize>,
+    #[serde(default)]
+    pub rules: RulesConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Extra rule-pack directories (relative paths are relative to the config file).
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    /// Pack ids or rule ids to disable.
+    #[serde(default)]
+    pub disable: Vec<String>,
+    /// Pack ids or rule ids to enable (applied after `disable`).
+    #[serde(default)]
+    pub enable: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Bytes read per read call; a batch holds the whole lines of one read.
+    pub read_buffer_bytes: usize,
+    /// A record longer than this is passed to the engine in pieces of this size.
+    pub max_record_bytes: usize,
+    /// Batches in flight between reader and writer, per worker thread.
+    pub batches_per_thread: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            read_buffer_bytes: 512 * 1024,
+            max_record_bytes: 8 * 1024 * 1024,
+            batches_per_thread: 4,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "config file {}: {}",
+                path.display(),
+                e.to_string().trim_end().replace('\n', " ")
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for d in cfg.rules.dirs.iter_mut() {
+            if d.is_relative() {
+                *d = base.join(&*d);
+            }
+        }
+        for k in cfg.keys.iter_mut() {
+            if let Some(f) = k.file.as_mut() {
+                if f.is_relative() {
+                    *f = base.join(&*f);
+                }
+            }
+        }
+        cfg.validate()
+            .with_context(|| format!("config file {}", path.display()))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.threads == Some(0) {
+            bail!("threads must be at least 1");
+        }
+        let p = &self.pipeline;
+        if p.read_buffer_bytes < 4096 {
+            bail!("pipeline.read_buffer_bytes must be at least 4096");
+        }
+        if p.max_record_bytes < 65536 {
+            bail!("pipeline.max_record_bytes must be at least 65536");
+        }
+        if p.batches_per_thread == 0 {
+            bail!("pipeline.batches_per_thread must be at least 1");
+        }
+        if let Some(t) = &self.template {
+            Template::parse(t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Options given on the command line that override the config.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub key_file: Option<PathBuf>,
+    pub rules_dirs: Vec<PathBuf>,
+    pub disable: Vec<String>,
+    pub enable: Vec<String>,
+    pub template: Option<String>,
+    pub threads: Option<usize>,
+}
+
+/// Everything a command needs, resolved from config + overrides + environment.
+pub struct Settings {
+    pub config: Config,
+    pub rules: RuleSet,
+    pub template: Template,
+    pub threads: usize,
+}
+
+impl Settings {
+    pub fn resolve(config_path: Option<&Path>, ov: &Overrides) -> Result<Settings> {
+        let mut config = match config_path {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let mut dirs = config.rules.dirs.clone();
+        dirs.extend(ov.rules_dirs.iter().cloned());
+        let mut selection = Selection {
+            disable: config.rules.disable.clone(),
+            enable: config.rules.enable.clone(),
+        };
+        selection.disable.extend(ov.disable.iter().cloned());
+        selection.enable.extend(ov.enable.iter().cloned());
+        let rules = RuleSet::load(&dirs, &selection)?;
+        let template = Template::parse(
+            ov.template
+                .as_deref()
+                .or(config.template.as_deref())
+                .unwrap_or(DEFAULT_TEMPLATE),
+        )?;
+        let threads = ov
+            .threads
+            .or(config.threads)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        config.rules.dirs = dirs;
+        Ok(Settings {
+            config,
+            rules,
+            template,
+            threads,
+        })
+    }
+}
+
+/// Builds the keyring: `--key-file`, else `LOGVEIL_KEY`, else the config's `[[keys]]`, else a
+/// random key for this run (with one warning on stderr).
+pub fn keyring(config: &Config, key_file: Option<&Path>) -> Result<Keyring> {
+    let key_id = std::env::var(KEY_ID_ENV).unwrap_or_else(|_| DEFAULT_KEY_ID.to_string());
+    if let Some(path) = key_file {
+        return Ok(Keyring::single(Key::from_file(&key_id, path)?));
+    }
+    if let Some(value) = std::env::var_os(KEY_ENV) {
+        let value = Zeroizing::new(value.into_string().map_err(|_| {
+            anyhow::anyhow!("{KEY_ENV} is not valid UTF-8; use 'hex:…' or 'base64:…'")
+        })?);
+        return Ok(Keyring::single(Key::parse(&key_id, &value, KEY_ENV)?));
+    }
+    if !config.keys.is_empty() {
+        return Keyring::from_specs(&config.keys);
+    }
+    let ring = Keyring::ephemeral()?;
+    eprintln!(
+        "logveil: warning: no key configured ({KEY_ENV}, --key-file or [[keys]]); using a random key for this run: fingerprints will not match other runs"
+    );
+    Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let cfg = Config::load(&path).unwrap();
+        assert!(cfg.template.is_some());
+        assert_eq!(cfg.keys.len(), 2);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "thraeds = 4\n").unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("c.toml") && e.contains("thraeds"), "{e}");
+        std::fs::write(&p, "template = \"[{rule}]\"\n").unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("c.toml") && e.contains("{fp}"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::load(&dir.path().join("missing.toml")).unwrap_err()
+        );
+        assert!(e.contains("missing.toml"), "{e}");
+    }
+}

@@ -1,0 +1,441 @@
+//! The redaction engine: prefilter → confirm → validate → replace, per batch of records.
+//!
+//! A batch is a buffer of whole records (lines). One prefilter pass over the whole batch finds
+//! the records that contain a rule's keyword (or a long digit run); only there, and only for
+//! the rules that hit, does a regex run. Records without findings are never copied: the
+//! output of a batch is a list of [`Bytes`] slices of the input with the replacement texts in
+//! between.
+
+pub mod prefilter;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use regex_automata::{meta, util::captures::Captures, Input};
+
+use crate::fingerprint::{Fingerprint, Keyring, Template};
+use crate::rules::Rule;
+use prefilter::Prefilter;
+
+/// One secret found: a byte span of the batch (or record) and the rule that names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    pub start: usize,
+    pub end: usize,
+    pub rule: u16,
+}
+
+/// Rules plus their prefilter: finds secrets, knows nothing about keys.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    rules: Vec<Rule>,
+    prefilter: Prefilter,
+}
+
+/// Per-thread mutable state: regex caches and reusable buffers. Made by
+/// [`Matcher::scratch`]; never shared between threads.
+pub struct Scratch {
+    caches: Vec<(meta::Cache, Captures)>,
+    /// Rule indices to run, per candidate record, as (record start, record end, rule).
+    cands: Vec<(usize, usize, u16)>,
+    findings: Vec<Finding>,
+}
+
+impl Matcher {
+    pub fn new(rules: Vec<Rule>) -> Matcher {
+        assert!(rules.len() < u16::MAX as usize, "too many rules");
+        let prefilter = Prefilter::new(&rules);
+        Matcher { rules, prefilter }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            caches: self
+                .rules
+                .iter()
+                .map(|r| (r.regex.create_cache(), r.regex.create_captures()))
+                .collect(),
+            cands: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Finds the secrets of one record (or any buffer) with a fresh scratch. For checks and
+    /// tests; the pipeline uses [`Matcher::scan`] with a reused scratch.
+    pub fn find(&self, hay: &[u8]) -> Vec<Finding> {
+        let mut scratch = self.scratch();
+        self.scan(hay, &mut scratch);
+        scratch.findings
+    }
+
+    /// Scans a batch of records; leaves the merged findings, sorted by position, in
+    /// `scratch.findings`. Returns them as a slice too.
+    pub fn scan<'s>(&self, batch: &[u8], scratch: &'s mut Scratch) -> &'s [Finding] {
+        scratch.cands.clear();
+        scratch.findings.clear();
+        // 1. Prefilter: which records, which rules.
+        let cands = &mut scratch.cands;
+        let (mut rec_start, mut rec_end) = (usize::MAX, 0usize);
+        self.prefilter.scan(batch, |pos, rules| {
+            if !(rec_start <= pos && pos < rec_end) {
+                rec_start = memchr::memrchr(b'\n', &batch[..pos]).map_or(0, |i| i + 1);
+                rec_end = memchr::memchr(b'\n', &batch[pos..]).map_or(batch.len(), |i| pos + i);
+            }
+            for &r in rules {
+                cands.push((rec_start, rec_end, r));
+            }
+        });
+        if cands.is_empty() {
+            return &scratch.findings;
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        // 2.+3. Confirm with the rule's regex on the record, validate the secret.
+        for &(s, e, r) in scratch.cands.iter() {
+            let rule = &self.rules[r as usize];
+            let (cache, caps) = &mut scratch.caches[r as usize];
+            let hay = &batch[s..e];
+            let mut input = Input::new(hay);
+            loop {
+                rule.regex.search_captures_with(cache, &input, caps);
+                let Some(m) = caps.get_match() else { break };
+                if let Some(span) = caps.get_group(rule.secret_group) {
+                    if !span.is_empty() && rule.accepts(&hay[span.range()]) {
+                        scratch.findings.push(Finding {
+                            start: s + span.start,
+                            end: s + span.end,
+                            rule: r,
+                        });
+                    }
+                }
+                let next = if m.is_empty() { m.end() + 1 } else { m.end() };
+                if next > hay.len() {
+                    break;
+                }
+                input.set_start(next);
+            }
+        }
+        // 4. Merge overlapping findings; the higher-priority (then longer) rule names them.
+        merge(&mut scratch.findings, &self.rules);
+        &scratch.findings
+    }
+}
+
+fn merge(findings: &mut Vec<Finding>, rules: &[Rule]) {
+    if findings.len() < 2 {
+        return;
+    }
+    findings.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    let mut out = 0;
+    for i in 1..findings.len() {
+        let f = findings[i];
+        let cur = &mut findings[out];
+        if f.start < cur.end {
+            let (pf, pc) = (
+                rules[f.rule as usize].priority,
+                rules[cur.rule as usize].priority,
+            );
+            if pf > pc || (pf == pc && f.end - f.start > cur.end - cur.start) {
+                cur.rule = f.rule;
+            }
+            cur.end = cur.end.max(f.end);
+        } else {
+            out += 1;
+            findings[out] = f;
+        }
+    }
+    findings.truncate(out + 1);
+}
+
+/// One finding as reported outside the engine: rule and fingerprint, never the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    pub rule: u16,
+    pub fingerprint: Fingerprint,
+    /// Byte offset of the secret in the batch.
+    pub offset: usize,
+}
+
+/// The result of redacting one batch.
+#[derive(Debug, Default)]
+pub struct Redacted {
+    /// Output bytes, in order: slices of the input with replacement texts in between.
+    pub chunks: Vec<Bytes>,
+    pub findings: Vec<Reported>,
+    /// Number of records (lines) in the batch.
+    pub records: u64,
+    pub input_len: usize,
+    /// Time spent in the engine.
+    pub elapsed: Duration,
+}
+
+/// Matcher plus keyring and template: turns batches into redacted output.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    matcher: Arc<Matcher>,
+    keyring: Arc<Keyring>,
+    template: Template,
+}
+
+impl Engine {
+    pub fn new(matcher: Matcher, keyring: Keyring, template: Template) -> Engine {
+        Engine {
+            matcher: Arc::new(matcher),
+            keyring: Arc::new(keyring),
+            template,
+        }
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn scratch(&self) -> Scratch {
+        self.matcher.scratch()
+    }
+
+    /// Redacts one batch of whole records. With `emit == false` (scan mode) only the
+    /// findings are computed and `chunks` stays empty.
+    pub fn redact(&self, batch: &Bytes, scratch: &mut Scratch, emit: bool) -> Redacted {
+        let t0 = Instant::now();
+        let findings = self.matcher.scan(batch, scratch);
+        let key = self.keyring.active();
+        let mut out = Redacted {
+            records: count_records(batch),
+            input_len: batch.len(),
+            ..Redacted::default()
+        };
+        if findings.is_empty() {
+            if emit && !batch.is_empty() {
+                out.chunks.push(batch.clone());
+            }
+            out.elapsed = t0.elapsed();
+            return out;
+        }
+        let mut text = Vec::with_capacity(64);
+        let mut owned = BytesMut::with_capacity(findings.len() * 48);
+        let mut pos = 0;
+        for f in findings {
+            let rule = &self.matcher.rules[f.rule as usize];
+            let fp = key.fingerprint(&batch[f.start..f.end]);
+            out.findings.push(Reported {
+                rule: f.rule,
+                fingerprint: fp,
+                offset: f.start,
+            });
+            if emit {
+                if f.start > pos {
+                    out.chunks.push(batch.slice(pos..f.start));
+                }
+                text.clear();
+                self.template.render(&mut text, &rule.id, key.id(), &fp);
+                owned.put_slice(&text);
+                out.chunks.push(owned.split().freeze());
+                pos = f.end;
+            }
+        }
+        if emit && pos < batch.len() {
+            out.chunks.push(batch.slice(pos..));
+        }
+        out.elapsed = t0.elapsed();
+        out
+    }
+
+    /// Convenience for tests and small inputs: redacts a buffer and returns the output.
+    pub fn redact_to_vec(&self, input: &[u8]) -> Vec<u8> {
+        let mut scratch = self.scratch();
+        let r = self.redact(&Bytes::copy_from_slice(input), &mut scratch, true);
+        r.chunks.concat()
+    }
+}
+
+/// Number of records in a batch: newlines, plus one for a final record without newline.
+pub fn count_records(batch: &[u8]) -> u64 {
+    let n = memchr::memchr_iter(b'\n', batch).count() as u64;
+    n + u64::from(batch.last().is_some_and(|&b| b != b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::Key;
+    use crate::rules::parse_pack;
+
+    const PACK: &str = r#"
+[pack]
+id = "t"
+[[rules]]
+id = "pw"
+description = "password assignment"
+regex = '''(?i)\bpassword=(?P<secret>[^\s&"]{3,})'''
+keywords = ["password"]
+priority = 10
+[[rules]]
+id = "ghp"
+description = "github"
+regex = '''\b(?P<secret>ghp_[A-Za-z0-9]{8})\b'''
+keywords = ["ghp_"]
+[[rules]]
+id = "card"
+description = "card"
+regex = '''\b(?P<secret>\d{4}(?:[ -]?\d{4}){3})\b'''
+prefilter = "digit-run"
+validators = ["luhn"]
+"#;
+
+    fn engine() -> Engine {
+        let (_, _, rules) = parse_pack(PACK, "t").unwrap();
+        let key = Key::parse("k1", "logveil-test-key-thirty-two-byte", "test").unwrap();
+        Engine::new(
+            Matcher::new(rules),
+            Keyring::single(key),
+            Template::default(),
+        )
+    }
+
+    fn fp(e: &Engine, s: &str) -> String {
+        e.keyring().active().fingerprint(s.as_bytes()).to_string()
+    }
+
+    #[test]
+    fn replaces_only_the_secret_part() {
+        let e = engine();
+        let out = e.redact_to_vec(b"login ok password=hunter2 user=bob\n");
+        let want = format!(
+            "login ok password=[REDACTED:pw:k1:{}] user=bob\n",
+            fp(&e, "hunter2")
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn clean_batches_are_passed_through_as_one_slice() {
+        let e = engine();
+        let input = Bytes::from_static(b"nothing here\nnor here\r\nlast without newline");
+        let r = e.redact(&input, &mut e.scratch(), true);
+        assert_eq!(r.chunks.len(), 1);
+        assert_eq!(
+            r.chunks[0].as_ptr(),
+            input.as_ptr(),
+            "clean batch was copied"
+        );
+        assert_eq!(r.records, 3);
+    }
+
+    #[test]
+    fn overlapping_findings_merge_and_specific_rule_wins() {
+        let e = engine();
+        let out = e.redact_to_vec(b"password=ghp_abcdEFGH\n");
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("password=[REDACTED:ghp:k1:"), "{s}");
+        assert_eq!(s.matches("REDACTED").count(), 1, "{s}");
+    }
+
+    #[test]
+    fn several_findings_per_record_and_many_records() {
+        let e = engine();
+        let input = b"a password=one1 b password=two2\nclean\nc ghp_12345678 d\n";
+        let out = String::from_utf8(e.redact_to_vec(input)).unwrap();
+        assert_eq!(out.matches("[REDACTED:").count(), 3, "{out}");
+        assert!(out.contains("\nclean\n"));
+        assert!(!out.contains("one1") && !out.contains("two2") && !out.contains("12345678"));
+    }
+
+    #[test]
+    fn keyword_case_insensitive_and_invalid_utf8_passes_through() {
+        let e = engine();
+        let mut input = b"\xff\xfe PASSWORD=s3cret \x00 tail\r\n".to_vec();
+        input.extend_from_slice(b"\xc3\x28 bin\n");
+        let out = e.redact_to_vec(&input);
+        let want_mid = format!(
+            "PASSWORD=[REDACTED:pw:k1:{}] \x00 tail\r\n",
+            fp(&e, "s3cret")
+        );
+        assert!(out.starts_with(b"\xff\xfe "));
+        assert!(out.ends_with(b"\xc3\x28 bin\n"));
+        assert!(memchr::memmem::find(&out, want_mid.as_bytes()).is_some());
+    }
+
+    #[test]
+    fn cards_need_luhn_and_digit_runs() {
+        let e = engine();
+        let out = String::from_utf8(
+            e.redact_to_vec(b"pay 4111 1111 1111 1111 ok\norder 4111111111111112 ok\n"),
+        )
+        .unwrap();
+        assert!(out.starts_with("pay [REDACTED:card:k1:"), "{out}");
+        assert!(out.contains("order 4111111111111112 ok"), "{out}");
+    }
+
+    #[test]
+    fn placeholders_are_not_findings() {
+        let e = engine();
+        for line in [
+            "password=${DB_PASS}\n",
+            "password=****\n",
+            "password=null\n",
+        ] {
+            assert_eq!(e.redact_to_vec(line.as_bytes()), line.as_bytes());
+        }
+        // Redacting redacted output changes nothing.
+        let once = e.redact_to_vec(b"password=hunter2\n");
+        assert_eq!(e.redact_to_vec(&once), once);
+    }
+
+    #[test]
+    fn merge_keeps_disjoint_and_unions_overlaps() {
+        let (_, _, rules) = parse_pack(PACK, "t").unwrap();
+        let mut f = vec![
+            Finding {
+                start: 10,
+                end: 20,
+                rule: 0,
+            },
+            Finding {
+                start: 0,
+                end: 5,
+                rule: 0,
+            },
+            Finding {
+                start: 15,
+                end: 25,
+                rule: 1,
+            },
+            Finding {
+                start: 25,
+                end: 30,
+                rule: 0,
+            },
+        ];
+        merge(&mut f, &rules);
+        assert_eq!(
+            f,
+            vec![
+                Finding {
+                    start: 0,
+                    end: 5,
+                    rule: 0
+                },
+                Finding {
+                    start: 10,
+                    end: 25,
+                    rule: 1
+                },
+                Finding {
+                    start: 25,
+                    end: 30,
+                    rule: 0
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! Keyring and keyed fingerprints.
+//!
+//! A fingerprint is the first 8 bytes of `HMAC-SHA256(key, secret bytes)`, written as 16
+//! lowercase hex digits. It depends on the key and the secret only: never on the rule that
+//! found the secret, nor on where it was found. Equal secrets stay equal (incidents still
+//! correlate), and without the key a fingerprint cannot be brute-forced back to a short
+//! password.
+//!
+//! Keys come from `LOGVEIL_KEY`, a key file or the `[[keys]]` list of the config, never from
+//! code. They are zeroized on drop and never printed: `Debug` shows the id only.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// Minimum key length in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+/// Number of HMAC bytes kept in a fingerprint.
+pub const FINGERPRINT_BYTES: usize = 8;
+/// Default replacement template.
+pub const DEFAULT_TEMPLATE: &str = "[REDACTED:{rule}:{key_id}:{fp}]";
+/// Key id used for `LOGVEIL_KEY` and `--key-file` unless `LOGVEIL_KEY_ID` says otherwise.
+pub const DEFAULT_KEY_ID: &str = "k1";
+/// Key id of the random per-run key used when no key is configured.
+pub const EPHEMERAL_KEY_ID: &str = "ephemeral";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A fingerprint: the truncated HMAC.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; FINGERPRINT_BYTES]);
+
+impl Fingerprint {
+    /// Writes the 16 lowercase hex digits into `out`.
+    pub fn write_hex(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for b in self.0 {
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 15) as usize]);
+        }
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// One key: an id (printed in every fingerprint) and the secret bytes (never printed).
+pub struct Key {
+    id: String,
+    /// HMAC state with the key already absorbed; cloned per secret, which is cheaper than
+    /// re-keying. Holds key-derived pads, so it is as sensitive as the key itself.
+    mac: HmacSha256,
+}
+
+impl Key {
+    /// Builds a key from raw bytes. Fails if shorter than [`MIN_KEY_LEN`].
+    pub fn new(id: &str, bytes: Zeroizing<Vec<u8>>) -> Result<Key> {
+        validate_key_id(id)?;
+        if bytes.len() < MIN_KEY_LEN {
+            bail!(
+                "key '{id}' is {} bytes long; at least {MIN_KEY_LEN} bytes are required",
+                bytes.len()
+            );
+        }
+        let mac = HmacSha256::new_from_slice(&bytes).expect("HMAC takes keys of any length");
+        Ok(Key {
+            id: id.to_string(),
+            mac,
+        })
+    }
+
+    /// Parses a key given as `hex:…`, `base64:…` or raw text (the env-variable format).
+    pub fn parse(id: &str, text: &str, origin: &str) -> Result<Key> {
+        let text = text.trim_end_matches(['\n', '\r']);
+        let bytes = if let Some(h) = text.strip_prefix("hex:") {
+            Zeroizing::new(
+                hex::decode(h.trim())
+                    .map_err(|_| anyhow::anyhow!("{origin}: the 'hex:' key is not valid hex"))?,
+            )
+        } else if let Some(b) = text.strip_prefix("base64:") {
+            Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .map_err(|_| {
+                        anyhow::anyhow!("{origin}: the 'base64:' key is not valid base64")
+                    })?,
+            )
+        } else {
+            Zeroizing::new(text.as_bytes().to_vec())
+        };
+        Key::new(id, bytes).with_context(|| origin.to_string())
+    }
+
+    /// Makes a random key (for runs with no key configured).
+    pub fn random(id: &str) -> Result<Key> {
+        let mut bytes = Zeroizing::new(vec![0u8; 32]);
+        getrandom::getrandom(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("cannot read random bytes for a per-run key: {e}"))?;
+        Key::new(id, bytes)
+    }
+
+    /// Reads a key file: refused if group or others may read it (on Unix).
+    pub fn from_file(id: &str, path: &Path) -> Result<Key> {
+        check_key_file_permissions(path)?;
+        let text = Zeroizing::new(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read key file {}", path.display()))?,
+        );
+        let text = std::str::from_utf8(&text).map_err(|_| {
+            anyhow::anyhow!(
+                "key file {}: not UTF-8; write the key as 'hex:…' or 'base64:…'",
+                path.display()
+            )
+        })?;
+        Key::parse(id, text, &format!("key file {}", path.display()))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Fingerprint of `secret` under this key.
+    pub fn fingerprint(&self, secret: &[u8]) -> Fingerprint {
+        let mut mac = self.mac.clone();
+        mac.update(secret);
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; FINGERPRINT_BYTES];
+        out.copy_from_slice(&full[..FINGERPRINT_BYTES]);
+        Fingerprint(out)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn validate_key_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        bail!("invalid key id '{id}': use 1-32 characters of [A-Za-z0-9._-]");
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn check_key_file_permissions(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "key file {} is readable or writable by group or others (mode {:o}); run: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_key_file_permissions(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Where a configured key comes from (config `[[keys]]`): never the key itself.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    pub id: String,
+    /// Path of a key file (mode 600).
+    pub file: Option<PathBuf>,
+    /// Name of an environment variable holding the key.
+    pub env: Option<String>,
+    /// The key that fingerprints new findings. Exactly one key is active.
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// All keys of a run: the active one fingerprints findings; the others are kept so that
+/// `logveil fingerprint` can answer for data written under older keys (rotation).
+#[derive(Debug)]
+pub struct Keyring {
+    keys: Vec<Key>,
+    active: usize,
+    ephemeral: bool,
+}
+
+impl Keyring {
+    /// A keyring of one key.
+    pub fn single(key: Key) -> Keyring {
+        Keyring {
+            keys: vec![key],
+            active: 0,
+            ephemeral: false,
+        }
+    }
+
+    /// A keyring with one random key: fingerprints will not match other runs.
+    pub fn ephemeral() -> Result<Keyring> {
+        Ok(Keyring {
+            keys: vec![Key::random(EPHEMERAL_KEY_ID)?],
+            active: 0,
+            ephemeral: true,
+        })
+    }
+
+    /// Builds a keyring from config specs, reading env variables and files.
+    pub fn from_specs(specs: &[KeySpec]) -> Result<Keyring> {
+        let mut keys = Vec::new();
+        let mut active = None;
+        for spec in specs {
+            let key = match (&spec.file, &spec.env) {
+                (Some(file), None) => Key::from_file(&spec.id, file)?,
+                (None, Some(var)) => {
+                    let value = Zeroizing::new(std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!(
+                            "key '{}': environment variable {var} is not set or not UTF-8",
+                            spec.id
+                        )
+                    })?);
+                    Key::parse(&spec.id, &value, &format!("key '{}' (${var})", spec.id))?
+                }
+                _ => bail!(
+                    "key '{}': give exactly one of 'file' or 'env' (keys never go in the config itself)",
+                    spec.id
+                ),
+            };
+            if keys.iter().any(|k: &Key| k.id == spec.id) {
+                bail!("key id '{}' appears twice in [[keys]]", spec.id);
+            }
+            if spec.active {
+                if active.is_some() {
+                    bail!("more than one key in [[keys]] is marked active = true");
+                }
+                active = Some(keys.len());
+            }
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            bail!("[[keys]] is empty");
+        }
+        let active = match active {
+            Some(a) => a,
+            None if keys.len() == 1 => 0,
+            None => bail!("[[keys]] lists several keys but none is marked active = true"),
+        };
+        Ok(Keyring {
+            keys,
+            active,
+            ephemeral: false,
+        })
+    }
+
+    pub fn active(&self) -> &Key {
+        &self.keys[self.active]
+    }
+
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// True when the key was made up for this run.
+    pub fn is_ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+}
+
+/// A parsed replacement template: literal text around `{rule}`, `{key_id}` and `{fp}`.
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone)]
+enum TemplatePart {
+    Lit(Vec<u8>),
+    Rule,
+    KeyId,
+    Fp,
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Template> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        let mut has_fp = false;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(TemplatePart::Lit(rest[..open].as_bytes().to_vec()));
+            }
+            let after = &rest[open..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| anyhow::anyhow!("template '{text}': '{{' without '}}'"))?;
+            match &after[1..close] {
+                "rule" => parts.push(TemplatePart::Rule),
+                "key_id" => parts.push(TemplatePart::KeyId),
+                "fp" => {
+                    has_fp = true;
+                    parts.push(TemplatePart::Fp)
+                }
+                other => bail!(
+                    "template '{text}': unknown placeholder '{{{other}}}' (use {{rule}}, {{key_id}}, {{fp}})"
+                ),
+            }
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Lit(rest.as_bytes().to_vec()));
+        }
+        if !has_fp {
+            bail!("template '{text}' must contain {{fp}}");
+        }
+        Ok(Template { parts })
+    }
+
+    /// Appends the replacement text for one finding to `out`.
+    pub fn render(&self, out: &mut Vec<u8>, rule: &str, key_id: &str, fp: &Fingerprint) {
+        for part in &self.parts {
+            match part {
+                TemplatePart::Lit(l) => out.extend_from_slice(l),
+                TemplatePart::Rule => out.extend_from_slice(rule.as_bytes()),
+                TemplatePart::KeyId => out.extend_from_slice(key_id.as_bytes()),
+                TemplatePart::Fp => fp.write_hex(out),
+            }
+        }
+    }
+}
+
+impl Default for Template {
+    fn default() -> Self {
+        Template::parse(DEFAULT_TEMPLATE).expect("default template is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> Key {
+        Key::parse("k1", text, "test").unwrap()
+    }
+
+    // The README's test vectors. Changing these means changing the published format.
+    const VECTOR_KEY: &str = "hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn readme_test_vectors() {
+        let k = key(VECTOR_KEY);
+        assert_eq!(k.fingerprint(b"hunter2").to_string(), "8629d712da366318");
+        assert_eq!(
+            k.fingerprint(b"AKIAIOSFODNN7EXAMPLE").to_string(),
+            "65fbd4cdc580ad37"
+        );
+        assert_eq!(k.fingerprint(b"").to_string(), "d38b42096d80f45f");
+    }
+
+    #[test]
+    fn key_formats_agree() {
+        let hex = key("hex:6c6f677665696c2d746573742d6b65792d7468697274792d74776f2d62797465");
+        let b64 = key("base64:bG9ndmVpbC10ZXN0LWtleS10aGlydHktdHdvLWJ5dGU=");
+        let raw = key("logveil-test-key-thirty-two-byte");
+        let fp = raw.fingerprint(b"s3cr3t");
+        assert_eq!(hex.fingerprint(b"s3cr3t"), fp);
+        assert_eq!(b64.fingerprint(b"s3cr3t"), fp);
+    }
+
+    #[test]
+    fn short_and_malformed_keys_are_refused() {
+        let err = Key::parse("k1", "too-short", "LOGVEIL_KEY").unwrap_err();
+        assert!(format!("{err:#}").contains("at least 32 bytes"), "{err:#}");
+        let err = Key::parse("k1", "hex:zz", "LOGVEIL_KEY").unwrap_err();
+        assert!(format!("{err:#}").contains("not valid hex"), "{err:#}");
+        // The error never echoes the key material.
+        let err = Key::parse("k1", "hex:abcdef-SECRETMATERIAL", "LOGVEIL_KEY").unwrap_err();
+        assert!(!format!("{err:#}").contains("SECRETMATERIAL"));
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let k = key("logveil-test-key-thirty-two-byte");
+        let dbg = format!("{k:?}");
+        assert!(dbg.contains("k1"));
+        assert!(!dbg.contains("logveil-test"));
+    }
+
+    #[test]
+    fn fingerprint_depends_on_key_and_secret_only() {
+        let a = key("logveil-test-key-thirty-two-byte");
+        let b = key("logveil-test-key-thirty-two-bytf");
+        assert_eq!(a.fingerprint(b"x"), a.fingerprint(b"x"));
+        assert_ne!(a.fingerprint(b"x"), a.fingerprint(b"y"));
+        assert_ne!(a.fingerprint(b"x"), b.fingerprint(b"x"));
+    }
+
+    #[test]
+    fn template_renders_and_validates() {
+        let t = Template::default();
+        let mut out = Vec::new();
+        t.render(&mut out, "aws-key", "k1", &Fingerprint([0xab; 8]));
+        assert_eq!(out, b"[REDACTED:aws-key:k1:abababababababab]");
+        let t = Template::parse("<{fp}>").unwrap();
+        out.clear();
+        t.render(&mut out, "r", "k", &Fingerprint([1; 8]));
+        assert_eq!(out, b"<0101010101010101>");
+        assert!(Template::parse("[{rule}]").is_err());
+        assert!(Template::parse("[{fp}{bogus}]").is_err());
+        assert!(Template::parse("[{fp}").is_ok());
+        assert!(Template::parse("{fp").is_err());
+    }
+
+    #[test]
+    fn keyring_from_specs_needs_one_active() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        std::fs::write(&p, "logveil-test-key-thirty-two-byte\n").unwrap();
+        let loose = dir.path().join("loose");
+        std::fs::write(&loose, "logveil-test-key-thirty-two-byte").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let err = Key::from_file("k1", &loose).unwrap_err();
+            assert!(format!("{err:#}").contains("chmod 600"), "{err:#}");
+        }
+        let spec = |id: &str, active| KeySpec {
+            id: id.into(),
+            file: Some(p.clone()),
+            env: None,
+            active,
+        };
+        let ring = Keyring::from_specs(&[spec("old", false), spec("new", true)]).unwrap();
+        assert_eq!(ring.active().id(), "new");
+        assert_eq!(ring.keys().len(), 2);
+        assert!(Keyring::from_specs(&[spec("a", false), spec("b", false)]).is_err());
+        assert!(Keyring::from_specs(&[spec("a", true), spec("a", false)]).is_err());
+        // The trailing newline of a key file is not part of the key.
+        let raw = key("logveil-test-key-thirty-two-byte");
+        assert_eq!(
+            ring.active().fingerprint(b"z"),
+            raw.fingerprint(b"z"),
+            "key file with newline differs from raw key"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Run statistics: counters per rule, distinct fingerprints, and hdrhistogram latencies of the
+//! engine per batch and of each record from read to written. Only rule ids and fingerprints
+//! are kept, never secrets.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::engine::Redacted;
+use crate::fingerprint::Fingerprint;
+
+pub struct Stats {
+    pub started: Instant,
+    pub records: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub batches: u64,
+    /// Findings per rule index.
+    pub findings: Vec<u64>,
+    /// Distinct fingerprints per rule index.
+    pub distinct: Vec<HashSet<Fingerprint>>,
+    /// Engine time per batch, in microseconds.
+    pub engine_us: Histogram<u64>,
+    /// Read-to-written latency per record, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 1 h, 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    (d.as_micros() as u64).clamp(1, 3_600_000_000)
+}
+
+impl Stats {
+    pub fn new(rules: usize) -> Stats {
+        Stats {
+            started: Instant::now(),
+            records: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            batches: 0,
+            findings: vec![0; rules],
+            distinct: vec![HashSet::new(); rules],
+            engine_us: histogram(),
+            latency_us: histogram(),
+        }
+    }
+
+    /// Accounts one processed batch.
+    pub fn add_batch(&mut self, r: &Redacted, keep_distinct: bool) {
+        self.batches += 1;
+        self.records += r.records;
+        self.bytes_in += r.input_len as u64;
+        self.bytes_out += r.chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+        self.engine_us.saturating_record(micros(r.elapsed));
+        for f in &r.findings {
+            self.findings[f.rule as usize] += 1;
+            if keep_distinct {
+                self.distinct[f.rule as usize].insert(f.fingerprint);
+            }
+        }
+    }
+
+    /// Accounts `records` records written `latency` after they were read.
+    pub fn add_latency(&mut self, latency: Duration, records: u64) {
+        if records > 0 {
+            let _ = self.latency_us.record_n(micros(latency), records);
+        }
+    }
+
+    pub fn total_findings(&self) -> u64 {
+        self.findings.iter().sum()
+    }
+
+    /// The `--stats` report (stderr).
+    pub fn report(&self, rule_ids: &[&str]) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let mut s = String::new();
+        let _ = writeln!(s, "logveil stats:");
+        let _ = writeln!(
+            s,
+            "  records {}  bytes in {}  bytes out {}  batches {}  elapsed {:.3} s  throughput {:.1} MB/s ({:.1} MiB/s)",
+            self.records,
+            self.bytes_in,
+            self.bytes_out,
+            self.batches,
+            secs,
+            self.bytes_in as f64 / secs / 1e6,
+            self.bytes_in as f64 / secs / (1024.0 * 1024.0)
+        );
+        let _ = writeln!(s, "  findings {}", self.total_findings());
+        let mut rows: Vec<(usize, u64)> = self
+            .findings
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (i, n) in rows {
+            let _ = writeln!(s, "    {:<36} {n}", rule_ids[i]);
+        }
+        for (name, h) in [
+            ("engine time per batch", &self.engine_us),
+            ("latency per record (read to written)", &self.latency_us),
+        ] {
+            if h.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "  {name} (µs): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.9),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Reported;
+
+    #[test]
+    fn counts_findings_and_distinct_fingerprints() {
+        let mut st = Stats::new(2);
+        let fp = |b| Fingerprint([b; 8]);
+        let r = Redacted {
+            chunks: vec![bytes::Bytes::from_static(b"abc\n")],
+            findings: vec![
+                Reported {
+                    rule: 1,
+                    fingerprint: fp(1),
+                    offset: 0,
+                },
+                Reported {
+                    rule: 1,
+                    fingerprint: fp(1),
+                    offset: 5,
+                },
+                Reported {
+                    rule: 1,
+                    fingerprint: fp(2),
+                    offset: 9,
+                },
+            ],
+            records: 3,
+            input_len: 10,
+            elapsed: Duration::from_micros(250),
+        };
+        st.add_batch(&r, true);
+        st.add_latency(Duration::from_millis(2), 3);
+        assert_eq!(st.findings, vec![0, 3]);
+        assert_eq!(st.distinct[1].len(), 2);
+        assert_eq!(st.records, 3);
+        assert_eq!(st.bytes_out, 4);
+        assert_eq!(st.latency_us.len(), 3);
+        let rep = st.report(&["a", "b"]);
+        assert!(
+            rep.contains("records 3") && rep.contains("b ") && rep.contains("p99.9"),
+            "{rep}"
+        );
+    }
+}

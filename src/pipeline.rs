@@ -1,0 +1,302 @@
+//! Wiring: source → framer → redaction workers → reorder → sink.
+//!
+//! A reader task turns the input into batches of whole records ([`LineBatchDecoder`]) and
+//! hands each to the worker pool (plain threads, off the async runtime), queueing the promise
+//! of its result in a bounded channel. The writer takes results from that channel in order,
+//! so the output order is the input order whatever worker finishes first, and the bounded
+//! channel is the backpressure: at most `threads × batches_per_thread` batches are in flight.
+//!
+//! Fail closed: if a worker fails, the batch is not forwarded and the run stops with an
+//! error; everything before it has been written.
+
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+
+use crate::config::PipelineConfig;
+use crate::engine::{Engine, Redacted};
+use crate::framer::LineBatchDecoder;
+use crate::metrics::Stats;
+
+struct Job {
+    batch: Bytes,
+    emit: bool,
+    reply: oneshot::Sender<Redacted>,
+}
+
+/// Redaction threads; each owns its scratch space.
+struct WorkerPool {
+    tx: Option<std_mpsc::Sender<Job>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl WorkerPool {
+    fn new(engine: &Engine, threads: usize) -> WorkerPool {
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let handles = (0..threads)
+            .map(|i| {
+                let rx = Arc::clone(&rx);
+                let engine = engine.clone();
+                std::thread::Builder::new()
+                    .name(format!("logveil-redact-{i}"))
+                    .spawn(move || worker(engine, rx))
+                    .expect("spawn redaction thread")
+            })
+            .collect();
+        WorkerPool {
+            tx: Some(tx),
+            handles,
+        }
+    }
+
+    fn sender(&self) -> std_mpsc::Sender<Job> {
+        self.tx.clone().expect("pool is running")
+    }
+}
+
+fn worker(engine: Engine, rx: Arc<Mutex<std_mpsc::Receiver<Job>>>) {
+    let mut scratch = engine.scratch();
+    loop {
+        let job = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            engine.redact(&job.batch, &mut scratch, job.emit)
+        }));
+        match result {
+            Ok(r) => {
+                let _ = job.reply.send(r);
+            }
+            // Dropping the reply tells the writer that this batch failed: it is not
+            // forwarded. The scratch may be half-updated: start afresh.
+            Err(_) => scratch = engine.scratch(),
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.tx.take();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// How processing of one input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// The input is done.
+    Done,
+    /// The reader of our output went away (`| head`): stop quietly.
+    OutputClosed,
+}
+
+enum Msg {
+    Batch {
+        read_at: Instant,
+        result: oneshot::Receiver<Redacted>,
+    },
+    Failed(anyhow::Error),
+}
+
+/// One run's pipeline: the engine, its worker pool and the statistics, reused across inputs.
+pub struct Pipeline {
+    engine: Engine,
+    pool: WorkerPool,
+    opts: PipelineConfig,
+    in_flight: usize,
+    pub stats: Stats,
+}
+
+impl Pipeline {
+    pub fn new(engine: Engine, threads: usize, opts: PipelineConfig) -> Pipeline {
+        let threads = threads.max(1);
+        let pool = WorkerPool::new(&engine, threads);
+        let stats = Stats::new(engine.matcher().rules().len());
+        Pipeline {
+            in_flight: threads * opts.batches_per_thread.max(1),
+            engine,
+            pool,
+            opts,
+            stats,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Processes one input. With `out == None` (scan mode) nothing is written and only the
+    /// statistics are kept. On error the caller still owns `out` and should shut it down, so
+    /// that everything redacted so far is flushed.
+    pub async fn process<W>(
+        &mut self,
+        input: Box<dyn AsyncRead + Send + Unpin>,
+        name: &str,
+        mut out: Option<&mut W>,
+    ) -> Result<Flow>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let emit = out.is_some();
+        let (order_tx, mut order_rx) = mpsc::channel::<Msg>(self.in_flight);
+        let jobs = self.pool.sender();
+        let decoder =
+            LineBatchDecoder::new(self.opts.read_buffer_bytes, self.opts.max_record_bytes);
+        let capacity = self.opts.read_buffer_bytes;
+        let input_name = name.to_string();
+        let reader = tokio::spawn(async move {
+            let submit = |batch: Bytes| {
+                let (reply, result) = oneshot::channel();
+                let _ = jobs.send(Job { batch, emit, reply });
+                Msg::Batch {
+                    read_at: Instant::now(),
+                    result,
+                }
+            };
+            let mut framed = FramedRead::with_capacity(input, decoder, capacity);
+            while let Some(item) = framed.next().await {
+                match item {
+                    Ok(batch) => {
+                        if order_tx.send(submit(batch)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        // Redact and forward what was read before the error, then report it.
+                        let rest = framed.read_buffer_mut().split().freeze();
+                        if !rest.is_empty() && order_tx.send(submit(rest)).await.is_err() {
+                            return;
+                        }
+                        let _ = order_tx
+                            .send(Msg::Failed(anyhow!("input {input_name}: {}", describe(&e))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        });
+
+        let mut pending: Vec<(Instant, u64)> = Vec::new();
+        let mut outcome = Ok(Flow::Done);
+        while let Some(msg) = order_rx.recv().await {
+            let (read_at, result) = match msg {
+                Msg::Batch { read_at, result } => (read_at, result),
+                Msg::Failed(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            let Ok(r) = result.await else {
+                outcome = Err(anyhow!(
+                    "input {name}: a redaction worker failed; the batch was not forwarded"
+                ));
+                break;
+            };
+            if let Some(w) = out.as_deref_mut() {
+                match write_chunks(w, &r.chunks).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        outcome = Ok(Flow::OutputClosed);
+                        break;
+                    }
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            self.stats.add_batch(&r, true);
+            pending.push((read_at, r.records));
+            // Nothing else is ready: flush now, so a trickle of records is not held back.
+            if order_rx.is_empty() {
+                match flush(&mut out).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        outcome = Ok(Flow::OutputClosed);
+                        break;
+                    }
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                let now = Instant::now();
+                for (t, n) in pending.drain(..) {
+                    self.stats.add_latency(now - t, n);
+                }
+            }
+        }
+        drop(order_rx);
+        if outcome.is_ok() && outcome.as_ref().ok() == Some(&Flow::Done) {
+            if let Ok(false) = flush(&mut out).await {
+                outcome = Ok(Flow::OutputClosed);
+            }
+            let now = Instant::now();
+            for (t, n) in pending.drain(..) {
+                self.stats.add_latency(now - t, n);
+            }
+        }
+        if outcome.as_ref().ok() == Some(&Flow::OutputClosed) {
+            reader.abort();
+        } else if let Err(e) = reader.await {
+            if e.is_panic() {
+                return Err(anyhow!("input {name}: reader failed"));
+            }
+        }
+        outcome
+    }
+}
+
+/// Writes all chunks. Ok(false) means the output was closed by its reader (broken pipe).
+async fn write_chunks<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, chunks: &[Bytes]) -> Result<bool> {
+    for c in chunks {
+        if let Err(e) = w.write_all(c).await {
+            return io_outcome(e);
+        }
+    }
+    Ok(true)
+}
+
+async fn flush<W: AsyncWrite + Unpin + ?Sized>(out: &mut Option<&mut W>) -> Result<bool> {
+    match out.as_deref_mut() {
+        Some(w) => match w.flush().await {
+            Ok(()) => Ok(true),
+            Err(e) => io_outcome(e),
+        },
+        None => Ok(true),
+    }
+}
+
+fn io_outcome(e: std::io::Error) -> Result<bool> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(false)
+    } else {
+        Err(anyhow!("output: write error: {e}"))
+    }
+}
+
+/// A read error in words a user can act on.
+fn describe(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            format!("truncated compressed stream ({e}); everything before the cut was redacted and written")
+        }
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::Other => {
+            format!(
+                "corrupt compressed stream ({e}); everything before it was redacted and written"
+            )
+        }
+        _ => format!("read error: {e}"),
+    }
+}

@@ -1,0 +1,557 @@
+//! Rules as data: the pack file format, loading (built-in packs plus `--rules DIR`), and
+//! compilation into [`Rule`]s that the engine runs.
+//!
+//! A pack is one TOML file with a `[pack]` header and `[[rules]]`. Every rule carries examples
+//! (log lines where it must find a secret) and negative examples (where it must not); the
+//! examples are checked at load for custom packs and by `logveil rules check` for all.
+
+pub mod validators;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use serde::Deserialize;
+
+pub use validators::Validator;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_packs.rs"));
+
+/// Default priority of a rule; generic rules use less so that a specific rule names an
+/// overlapping finding.
+pub const DEFAULT_PRIORITY: u8 = 50;
+/// Shortest keyword allowed: shorter ones would send most records to the regex stage.
+pub const MIN_KEYWORD_LEN: usize = 3;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackFile {
+    pack: PackMeta,
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackMeta {
+    id: String,
+    #[serde(default)]
+    description: String,
+    /// A pack can ship disabled (PII packs that need an opt-in).
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum GroupRef {
+    Index(usize),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    id: String,
+    description: String,
+    regex: String,
+    secret_group: Option<GroupRef>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    prefilter: Option<String>,
+    #[serde(default)]
+    validators: Vec<String>,
+    min_entropy: Option<f64>,
+    priority: Option<u8>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    examples: Vec<String>,
+    #[serde(default)]
+    negative_examples: Vec<String>,
+}
+
+/// How the engine finds the records a rule's regex must look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prefilter {
+    /// Records that contain one of these keywords (ASCII case-insensitive, lowercase here).
+    Keywords(Vec<String>),
+    /// Records that contain a run of at least 12 digits (single spaces or dashes between).
+    DigitRun,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub pack: String,
+    pub description: String,
+    pub regex_text: String,
+    pub regex: meta::Regex,
+    /// Capture group index of the secret (0 = whole match).
+    pub secret_group: usize,
+    pub prefilter: Prefilter,
+    pub validators: Vec<Validator>,
+    pub min_entropy: Option<f64>,
+    pub priority: u8,
+    pub enabled: bool,
+    pub examples: Vec<String>,
+    pub negative_examples: Vec<String>,
+    /// Where the rule was loaded from (`builtin:cloud.toml` or a path).
+    pub origin: String,
+}
+
+impl Rule {
+    /// Runs the validators, entropy floor and placeholder list on one candidate secret.
+    pub fn accepts(&self, secret: &[u8]) -> bool {
+        if validators::is_placeholder(secret) {
+            return false;
+        }
+        if let Some(min) = self.min_entropy {
+            if validators::shannon_entropy(secret) < min {
+                return false;
+            }
+        }
+        self.validators.iter().all(|v| v.check(secret))
+    }
+}
+
+/// Compiles a rule regex the way every rule is compiled: bytes, no Unicode (`\w`, `\b`, `\d`
+/// are ASCII), so invalid UTF-8 is scanned like any other byte.
+pub fn compile_regex(pattern: &str) -> Result<meta::Regex, Box<meta::BuildError>> {
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(false).utf8(false))
+        .configure(meta::Config::new().utf8_empty(false))
+        .build(pattern)
+        .map_err(Box::new)
+}
+
+fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Result<Rule> {
+    let ctx = |msg: String| anyhow::anyhow!("{origin}: rule '{}': {msg}", spec.id);
+    if spec.id.is_empty()
+        || !spec
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ctx("rule ids are kebab-case: [a-z0-9-]+".into()));
+    }
+    let regex = compile_regex(&spec.regex).map_err(|e| ctx(format!("invalid regex: {e}")))?;
+    let secret_group = match &spec.secret_group {
+        Some(GroupRef::Index(i)) => {
+            if *i
+                >= regex
+                    .group_info()
+                    .group_len(regex_automata::PatternID::ZERO)
+            {
+                return Err(ctx(format!("secret_group {i} does not exist in the regex")));
+            }
+            *i
+        }
+        Some(GroupRef::Name(name)) => regex
+            .group_info()
+            .to_index(regex_automata::PatternID::ZERO, name)
+            .ok_or_else(|| ctx(format!("secret_group '{name}' does not exist in the regex")))?,
+        None => regex
+            .group_info()
+            .to_index(regex_automata::PatternID::ZERO, "secret")
+            .unwrap_or(0),
+    };
+    let prefilter = match spec.prefilter.as_deref() {
+        Some("digit-run") => {
+            if !spec.keywords.is_empty() {
+                return Err(ctx(
+                    "give either keywords or prefilter = \"digit-run\"".into()
+                ));
+            }
+            Prefilter::DigitRun
+        }
+        Some(other) => {
+            return Err(ctx(format!(
+                "unknown prefilter '{other}' (the only one is \"digit-run\")"
+            )))
+        }
+        None => {
+            if spec.keywords.is_empty() {
+                return Err(ctx(
+                    "needs at least one keyword (or prefilter = \"digit-run\")".into(),
+                ));
+            }
+            let mut kws = Vec::new();
+            for k in &spec.keywords {
+                if k.len() < MIN_KEYWORD_LEN {
+                    return Err(ctx(format!(
+                        "keyword '{k}' is shorter than {MIN_KEYWORD_LEN} bytes"
+                    )));
+                }
+                if k.contains('\n') {
+                    return Err(ctx("keywords cannot contain a newline".into()));
+                }
+                kws.push(k.to_ascii_lowercase());
+            }
+            Prefilter::Keywords(kws)
+        }
+    };
+    let mut vals = Vec::new();
+    for name in &spec.validators {
+        let v = Validator::from_name(name).ok_or_else(|| {
+            let known: Vec<_> = Validator::ALL.iter().map(|(n, _, _)| *n).collect();
+            ctx(format!(
+                "unknown validator '{name}' (known: {})",
+                known.join(", ")
+            ))
+        })?;
+        vals.push(v);
+    }
+    if let Some(e) = spec.min_entropy {
+        if !(0.0..=8.0).contains(&e) {
+            return Err(ctx(format!(
+                "min_entropy {e} is outside 0..8 bits per byte"
+            )));
+        }
+    }
+    Ok(Rule {
+        id: spec.id,
+        pack: pack.to_string(),
+        description: spec.description,
+        regex_text: spec.regex,
+        regex,
+        secret_group,
+        prefilter,
+        validators: vals,
+        min_entropy: spec.min_entropy,
+        priority: spec.priority.unwrap_or(DEFAULT_PRIORITY),
+        enabled: spec.enabled && pack_enabled,
+        examples: spec.examples,
+        negative_examples: spec.negative_examples,
+        origin: origin.to_string(),
+    })
+}
+
+/// Parses one pack file. Returns the pack id, its description and its rules.
+pub fn parse_pack(text: &str, origin: &str) -> Result<(String, String, Vec<Rule>)> {
+    let file: PackFile = toml::from_str(text).map_err(|e| {
+        anyhow::anyhow!("{origin}: {}", e.to_string().trim_end().replace('\n', " "))
+    })?;
+    let pack = file.pack.id.clone();
+    let mut rules = Vec::with_capacity(file.rules.len());
+    for spec in file.rules {
+        rules.push(compile(spec, &pack, file.pack.enabled, origin)?);
+    }
+    Ok((pack, file.pack.description, rules))
+}
+
+/// The loaded rule library with the pack of each rule.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Pack id → description.
+    pub packs: Vec<(String, String)>,
+}
+
+/// Enable/disable choices from the config and the command line, applied in order: a name
+/// is a pack id or a rule id.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub disable: Vec<String>,
+    pub enable: Vec<String>,
+}
+
+impl RuleSet {
+    /// The built-in packs only.
+    pub fn builtin() -> Result<RuleSet> {
+        let mut set = RuleSet::default();
+        for (name, text) in BUILTIN_PACKS {
+            set.add_pack(text, &format!("builtin:{name}"))?;
+        }
+        Ok(set)
+    }
+
+    /// Built-in packs, then the packs of each directory (a pack with a built-in pack's id
+    /// replaces it; a rule with a known rule id replaces that rule), then the selection.
+    pub fn load(dirs: &[PathBuf], selection: &Selection) -> Result<RuleSet> {
+        let mut set = RuleSet::builtin()?;
+        for dir in dirs {
+            set.add_dir(dir)?;
+        }
+        set.apply(selection)?;
+        Ok(set)
+    }
+
+    fn add_dir(&mut self, dir: &Path) -> Result<()> {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read rules directory {}", dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("rules directory {} holds no *.toml pack", dir.display());
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read rule pack {}", f.display()))?;
+            let origin = f.display().to_string();
+            let added = self.add_pack(&text, &origin)?;
+            // Custom rules are checked against their own examples at load: a rule that does
+            // not find its own example would silently let secrets through.
+            for i in added {
+                let failures = check_rule(&self.rules[i]);
+                if let Some(first) = failures.first() {
+                    bail!("{origin}: rule '{}': {first}", self.rules[i].id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a pack; returns the indices of its rules.
+    fn add_pack(&mut self, text: &str, origin: &str) -> Result<Vec<usize>> {
+        let (pack, description, rules) = parse_pack(text, origin)?;
+        if let Some(p) = self.packs.iter_mut().find(|(id, _)| *id == pack) {
+            // Same pack id: the new pack replaces the old one.
+            p.1 = description;
+            self.rules.retain(|r| r.pack != pack);
+        } else {
+            self.packs.push((pack.clone(), description));
+        }
+        let mut seen = HashSet::new();
+        let mut added = Vec::new();
+        for rule in rules {
+            if !seen.insert(rule.id.clone()) {
+                bail!("{origin}: rule id '{}' appears twice in the pack", rule.id);
+            }
+            if let Some(i) = self.rules.iter().position(|r| r.id == rule.id) {
+                self.rules[i] = rule;
+                added.push(i);
+            } else {
+                self.rules.push(rule);
+                added.push(self.rules.len() - 1);
+            }
+        }
+        Ok(added)
+    }
+
+    /// Applies enable/disable names (pack ids or rule ids); unknown names are errors.
+    pub fn apply(&mut self, sel: &Selection) -> Result<()> {
+        for (names, on) in [(&sel.disable, false), (&sel.enable, true)] {
+            for name in names {
+                let mut hit = false;
+                for r in self.rules.iter_mut() {
+                    if r.pack == *name || r.id == *name {
+                        r.enabled = on;
+                        hit = true;
+                    }
+                }
+                if !hit {
+                    bail!("unknown pack or rule '{name}' (see: logveil rules list)");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The enabled rules.
+    pub fn enabled(&self) -> Vec<Rule> {
+        self.rules.iter().filter(|r| r.enabled).cloned().collect()
+    }
+}
+
+/// Runs one rule over its examples and negative examples. Returns the failures (empty when
+/// the rule is sound). Failure messages never quote a matched secret in full: only the
+/// first 4 characters.
+pub fn check_rule(rule: &Rule) -> Vec<String> {
+    let mut failures = Vec::new();
+    if rule.examples.len() < 2 {
+        failures.push(format!(
+            "has {} example(s); at least 2 are required",
+            rule.examples.len()
+        ));
+    }
+    if rule.negative_examples.is_empty() {
+        failures.push("has no negative example".into());
+    }
+    let engine = crate::engine::Matcher::new(vec![rule.clone()]);
+    for (i, ex) in rule.examples.iter().enumerate() {
+        if engine.find(ex.as_bytes()).is_empty() {
+            failures.push(format!(
+                "example {} is not found (starts '{}')",
+                i + 1,
+                preview(ex)
+            ));
+        }
+    }
+    for (i, ex) in rule.negative_examples.iter().enumerate() {
+        let found = engine.find(ex.as_bytes());
+        if let Some(f) = found.first() {
+            failures.push(format!(
+                "negative example {} matches at bytes {}..{} (secret starts '{}')",
+                i + 1,
+                f.start,
+                f.end,
+                preview(&String::from_utf8_lossy(&ex.as_bytes()[f.start..f.end]))
+            ));
+        }
+    }
+    failures
+}
+
+/// First 4 characters of a text, for messages that must not quote secrets.
+pub fn preview(s: &str) -> String {
+    let p: String = s.chars().take(4).collect();
+    if s.chars().count() > 4 {
+        format!("{p}…")
+    } else {
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PACK: &str = r#"
+[pack]
+id = "test"
+description = "test pack"
+
+[[rules]]
+id = "demo-token"
+description = "demo"
+regex = '''\bdemo_(?P<secret>[a-z0-9]{8})\b'''
+keywords = ["demo_"]
+examples = ["x demo_abcd1234 y", "token=demo_zzzz9999"]
+negative_examples = ["demo_short"]
+"#;
+
+    #[test]
+    fn builtin_packs_load_and_have_rules() {
+        let set = RuleSet::builtin().unwrap();
+        assert!(set.rules.len() >= 40, "only {} rules", set.rules.len());
+        let mut ids: Vec<_> = set.rules.iter().map(|r| r.id.as_str()).collect();
+        ids.sort();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate rule ids");
+    }
+
+    #[test]
+    fn pack_parses_and_secret_group_resolves() {
+        let (pack, _, rules) = parse_pack(PACK, "t.toml").unwrap();
+        assert_eq!(pack, "test");
+        assert_eq!(rules[0].secret_group, 1);
+        assert!(
+            check_rule(&rules[0]).is_empty(),
+            "{:?}",
+            check_rule(&rules[0])
+        );
+    }
+
+    fn err_of(text: &str) -> String {
+        format!("{:#}", parse_pack(text, "bad.toml").unwrap_err())
+    }
+
+    #[test]
+    fn bad_rules_are_rejected_with_file_and_id() {
+        let e = err_of(&PACK.replace(r"[a-z0-9]{8}", r"[a-z0-9{8}"));
+        assert!(
+            e.contains("bad.toml") && e.contains("demo-token") && e.contains("invalid regex"),
+            "{e}"
+        );
+        let e = err_of(&PACK.replace(
+            "examples = [\"x",
+            "validators = [\"nope\"]\nexamples = [\"x",
+        ));
+        assert!(e.contains("unknown validator 'nope'"), "{e}");
+        let e = err_of(&PACK.replace("keywords = [\"demo_\"]", "keywords = [\"de\"]"));
+        assert!(e.contains("shorter than"), "{e}");
+        let e = err_of(&PACK.replace(
+            "keywords = [\"demo_\"]",
+            "secret_group = \"nope\"\nkeywords = [\"demo_\"]",
+        ));
+        assert!(e.contains("secret_group 'nope'"), "{e}");
+        let e = err_of(
+            &PACK
+                .replace("(?P<secret>", "(?<secret>")
+                .replace("{8}", "{8}(?=x)"),
+        );
+        assert!(e.contains("invalid regex"), "{e}");
+        let e = err_of(
+            "[pack]\nid='x'\n[[rules]]\nid='Bad Id'\ndescription=''\nregex='a'\nkeywords=['abc']\n",
+        );
+        assert!(e.contains("kebab-case"), "{e}");
+    }
+
+    #[test]
+    fn check_rule_reports_failing_examples_without_secrets() {
+        let text = PACK
+            .replace("\"token=demo_zzzz9999\"", "\"token=demo_NOPE\"")
+            .replace(
+                "negative_examples = [\"demo_short\"]",
+                "negative_examples = [\"leak demo_qwer5678\"]",
+            );
+        let (_, _, rules) = parse_pack(&text, "t.toml").unwrap();
+        let f = check_rule(&rules[0]);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].contains("example 2 is not found"));
+        assert!(f[1].contains("negative example 1 matches"));
+        assert!(
+            !f[1].contains("qwer5678"),
+            "failure message leaks the secret: {}",
+            f[1]
+        );
+    }
+
+    #[test]
+    fn custom_dir_overrides_and_rejects_bad_examples() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("test.toml"), PACK).unwrap();
+        let set = RuleSet::load(&[dir.path().to_path_buf()], &Selection::default()).unwrap();
+        assert!(set.rules.iter().any(|r| r.id == "demo-token"));
+        let base = RuleSet::builtin().unwrap().rules.len();
+        assert_eq!(set.rules.len(), base + 1);
+
+        let bad = PACK.replace("\"token=demo_zzzz9999\"", "\"no secret here\"");
+        std::fs::write(dir.path().join("test.toml"), bad).unwrap();
+        let e = format!(
+            "{:#}",
+            RuleSet::load(&[dir.path().to_path_buf()], &Selection::default()).unwrap_err()
+        );
+        assert!(
+            e.contains("test.toml") && e.contains("demo-token") && e.contains("example 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn selection_disables_packs_and_rules() {
+        let mut set = RuleSet::builtin().unwrap();
+        let pack = set.rules[0].pack.clone();
+        set.apply(&Selection {
+            disable: vec![pack.clone()],
+            enable: vec![],
+        })
+        .unwrap();
+        assert!(set.enabled().iter().all(|r| r.pack != pack));
+        let one = set.rules[0].id.clone();
+        set.apply(&Selection {
+            disable: vec![],
+            enable: vec![one.clone()],
+        })
+        .unwrap();
+        assert!(set.enabled().iter().any(|r| r.id == one));
+        assert!(set
+            .apply(&Selection {
+                disable: vec!["no-such".into()],
+                enable: vec![]
+            })
+            .is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! Offline validators: checks on a candidate secret that a regex cannot express (checksums,
+//! decodable structure, entropy) and the placeholder stop-list. They keep false positives rare:
+//! a redactor that mangles order numbers and trace ids gets switched off.
+
+use base64::Engine as _;
+
+/// A named check that a candidate secret must pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validator {
+    /// Text after the last `_`: N base62 chars, then 6 chars of base62(CRC32(those N chars)).
+    /// GitHub classic tokens (`ghp_` ...) and npm tokens.
+    Crc32Base62,
+    /// Luhn check over the digits (spaces and dashes ignored), 13-19 digits.
+    Luhn,
+    /// Three base64url parts; header and payload decode to JSON objects; header has `alg`.
+    Jwt,
+    /// Base64 that decodes to printable `user:password`.
+    BasicAuth,
+}
+
+impl Validator {
+    /// All validators with their names and what they check (for `rules list` and the README).
+    pub const ALL: &'static [(&'static str, Validator, &'static str)] = &[
+        (
+            "crc32-base62",
+            Validator::Crc32Base62,
+            "last 6 chars are base62(CRC32) of the random part (GitHub classic, npm)",
+        ),
+        (
+            "luhn",
+            Validator::Luhn,
+            "13-19 digits that pass the Luhn checksum (payment cards)",
+        ),
+        (
+            "jwt",
+            Validator::Jwt,
+            "header and payload are base64url JSON objects, header has \"alg\"",
+        ),
+        (
+            "basic-auth",
+            Validator::BasicAuth,
+            "base64 that decodes to printable user:password",
+        ),
+    ];
+
+    pub fn from_name(name: &str) -> Option<Validator> {
+        Self::ALL
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, v, _)| *v)
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, v, _)| *v == self)
+            .map(|(n, _, _)| *n)
+            .expect("every validator is listed in ALL")
+    }
+
+    pub fn check(self, secret: &[u8]) -> bool {
+        match self {
+            Validator::Crc32Base62 => crc32_base62(secret),
+            Validator::Luhn => luhn(secret),
+            Validator::Jwt => jwt(secret),
+            Validator::BasicAuth => basic_auth(secret),
+        }
+    }
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// Encodes `n` in base62 (alphabet `0-9A-Za-z`), left-padded with `0` to 6 chars.
+pub fn base62_6(mut n: u32) -> [u8; 6] {
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out
+}
+
+fn crc32_base62(secret: &[u8]) -> bool {
+    let body = match memchr::memrchr(b'_', secret) {
+        Some(i) => &secret[i + 1..],
+        None => secret,
+    };
+    if body.len() < 7 || !body.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let (random, check) = body.split_at(body.len() - 6);
+    base62_6(crc32fast::hash(random)) == check
+}
+
+/// Luhn check over the digits of `s` (other bytes ignored), 13 to 19 digits.
+pub fn luhn(s: &[u8]) -> bool {
+    let mut sum = 0u32;
+    let mut n = 0usize;
+    for &b in s.iter().rev() {
+        if !b.is_ascii_digit() {
+            continue;
+        }
+        let mut d = (b - b'0') as u32;
+        if n % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+        n += 1;
+    }
+    (13..=19).contains(&n) && sum % 10 == 0
+}
+
+fn b64url_json_object(part: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let trimmed = part
+        .strip_suffix(b"==")
+        .or(part.strip_suffix(b"="))
+        .unwrap_or(part);
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .ok()?;
+    match serde_json::from_slice(&raw).ok()? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+fn jwt(secret: &[u8]) -> bool {
+    let mut parts = secret.split(|&b| b == b'.');
+    let (Some(h), Some(p), Some(_sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    matches!(b64url_json_object(h), Some(m) if m.contains_key("alg"))
+        && b64url_json_object(p).is_some()
+}
+
+fn basic_auth(secret: &[u8]) -> bool {
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(secret) else {
+        return false;
+    };
+    let Some(colon) = raw.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    colon > 0
+        && colon + 1 < raw.len()
+        && raw
+            .iter()
+            .all(|&b| b.is_ascii_graphic() || b == b' ' || b >= 0x80)
+}
+
+/// Shannon entropy of the byte distribution, in bits per byte.
+pub fn shannon_entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[b as usize] += 1;
+    }
+    let len = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// True for values that stand in for a secret rather than being one: template variables,
+/// masks, our own replacement marker, and null-like words. `changeme` is not a placeholder:
+/// it is a password.
+pub fn is_placeholder(secret: &[u8]) -> bool {
+    let s = secret.trim_ascii();
+    if s.is_empty() {
+        return true;
+    }
+    const EXACT: &[&[u8]] = &[
+        b"null",
+        b"none",
+        b"nil",
+        b"undefined",
+        b"true",
+        b"false",
+        b"empty",
+        b"redacted",
+        b"hidden",
+        b"masked",
+        b"removed",
+        b"n/a",
+        b"-",
+        b"\"\"",
+        b"''",
+    ];
+    if EXACT.iter().any(|e| s.eq_ignore_ascii_case(e)) {
+        return true;
+    }
+    // Template variables and references: ${VAR}, $ENV_VAR, {{ x }}, %(x)s, <your-token>.
+    if s.starts_with(b"${")
+        || s.starts_with(b"{{")
+        || s.starts_with(b"%(")
+        || s.starts_with(b"#{")
+        || (s.starts_with(b"<") && s.ends_with(b">"))
+        || (s.len() > 1
+            && s[0] == b'$'
+            && s[1..]
+                .iter()
+                .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+    {
+        return true;
+    }
+    const CONTAINS: &[&[u8]] = &[
+        b"[redacted",
+        b"<redacted",
+        b"****",
+        b"xxxx",
+        b"${",
+        b"{{",
+        b"\xe2\x80\xa2\xe2\x80\xa2", // ••
+    ];
+    let lower: Vec<u8> = s.to_ascii_lowercase();
+    if CONTAINS
+        .iter()
+        .any(|c| memchr::memmem::find(&lower, c).is_some())
+    {
+        return true;
+    }
+    // A value made of one repeated character (`aaaaaaaa`, `00000000`) is a mask.
+    s.len() >= 4 && s.iter().all(|&b| b == s[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github_token(prefix: &str, random: &str) -> String {
+        let check = base62_6(crc32fast::hash(random.as_bytes()));
+        format!("{prefix}{random}{}", std::str::from_utf8(&check).unwrap())
+    }
+
+    #[test]
+    fn crc32_base62_accepts_valid_and_rejects_tampered() {
+        let t = github_token("ghp_", "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1");
+        assert_eq!(t.len(), 40);
+        assert!(Validator::Crc32Base62.check(t.as_bytes()));
+        let mut bad = t.clone().into_bytes();
+        bad[10] = if bad[10] == b'x' { b'y' } else { b'x' };
+        assert!(!Validator::Crc32Base62.check(&bad));
+        assert!(!Validator::Crc32Base62.check(b"ghp_short"));
+    }
+
+    #[test]
+    fn base62_encoding_is_digits_upper_lower() {
+        assert_eq!(&base62_6(0), b"000000");
+        assert_eq!(&base62_6(61), b"00000z");
+        assert_eq!(&base62_6(62), b"000010");
+        assert_eq!(&base62_6(u32::MAX), b"4gfFC3");
+    }
+
+    #[test]
+    fn luhn_cards() {
+        assert!(luhn(b"4111111111111111"));
+        assert!(luhn(b"4111 1111 1111 1111"));
+        assert!(luhn(b"3782-822463-10005"));
+        assert!(!luhn(b"4111111111111112"));
+        assert!(!luhn(b"411111111111")); // too short
+    }
+
+    #[test]
+    fn jwt_structure() {
+        let ok = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert!(Validator::Jwt.check(ok));
+        // Header without "alg".
+        assert!(!Validator::Jwt.check(b"eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.sig"));
+        assert!(!Validator::Jwt.check(b"eyJhbGciOi.notjson.sig"));
+        assert!(!Validator::Jwt.check(b"a.b"));
+    }
+
+    #[test]
+    fn basic_auth_decodes_user_colon_pass() {
+        assert!(Validator::BasicAuth.check(b"YWxhZGRpbjpvcGVuc2VzYW1l")); // aladdin:opensesame
+        assert!(!Validator::BasicAuth.check(b"aGVsbG8gd29ybGQ=")); // no colon
+        assert!(!Validator::BasicAuth.check(b"not base64!"));
+    }
+
+    #[test]
+    fn entropy() {
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn placeholders() {
+        for p in [
+            "${DB_PASSWORD}",
+            "$DB_PASSWORD",
+            "{{ vault.secret }}",
+            "<redacted>",
+            "<your-token>",
+            "****",
+            "xxxxxxxx",
+            "sk_test_xxxx",
+            "null",
+            "None",
+            "[REDACTED:generic-password:k1:0011223344556677]",
+            "0000000",
+        ] {
+            assert!(is_placeholder(p.as_bytes()), "{p} should be a placeholder");
+        }
+        for s in ["changeme", "hunter2", "s3cr3t!", "$ecretPa55"] {
+            assert!(!is_placeholder(s.as_bytes()), "{s} is a secret");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for (name, v, _) in Validator::ALL {
+            assert_eq!(Validator::from_name(name), Some(*v));
+            assert_eq!(v.name(), *name);
+        }
+        assert_eq!(Validator::from_name("nope"), None);
+    }
+}
