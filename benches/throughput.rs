@@ -1,1 +1,166 @@
-fn main() {}
+//! Throughput benchmark: `cargo bench --bench throughput`.
+//!
+//! Generates a realistic mixed log corpus (the project's own generator, 1% of lines with a
+//! planted secret), then measures in one run, median of several repetitions:
+//! - `cat` file to file (the I/O ceiling of this machine, right now),
+//! - the engine alone, one thread, in memory (prefilter + confirm + replace),
+//! - the whole CLI, file to file, with 1 thread and with the default thread count.
+//!
+//! Absolute MiB/s move between runs on shared machines; the ratios against `cat` and between
+//! rows of the same run are the figures to compare.
+//! Environment: `LOGVEIL_BENCH_MB` (default 256), `LOGVEIL_BENCH_REPS` (default 3).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use logveil::engine::{Engine, Matcher};
+use logveil::fingerprint::{Key, Keyring, Template};
+use logveil::rules::RuleSet;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn mib_s(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
+}
+
+fn time_cmd(reps: u64, mut make: impl FnMut() -> Command) -> Duration {
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                let st = make().status().expect("run command");
+                assert!(st.success(), "benchmark command failed");
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+/// Splits the corpus into batches of about `size` bytes ending at newlines, as the framer does.
+fn batches(data: &Bytes, size: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + size).min(data.len());
+        let end = if end == data.len() {
+            end
+        } else {
+            memchr::memrchr(b'\n', &data[start..end]).map_or(end, |i| start + i + 1)
+        };
+        out.push(data.slice(start..end));
+        start = end;
+    }
+    out
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs us with no such flag: be quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let mb = if quick {
+        4
+    } else {
+        env_u64("LOGVEIL_BENCH_MB", 256)
+    };
+    let reps = if quick {
+        1
+    } else {
+        env_u64("LOGVEIL_BENCH_REPS", 3)
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let corpus = dir.path().join("corpus.log");
+    let (data, labels) = logveil::corpus::generate_vec(mb << 20, 7, 0.01);
+    std::fs::write(&corpus, &data).expect("write corpus");
+    let len = data.len();
+    let lines = memchr::memchr_iter(b'\n', &data).count();
+    println!(
+        "corpus: {:.1} MiB, {lines} lines, {} planted secrets (seed 7); median of {reps}",
+        len as f64 / 1048576.0,
+        labels.len()
+    );
+
+    // cat, file to file.
+    let out = dir.path().join("out.log");
+    let cat = time_cmd(reps, || {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!("cat '{}' > '{}'", corpus.display(), out.display()));
+        c
+    });
+
+    // Engine alone, one thread.
+    let rules = RuleSet::builtin().expect("built-in rules").enabled();
+    let nrules = rules.len();
+    let key = Key::parse("bench", "logveil-bench-key-0123456789abcdef", "bench").unwrap();
+    let engine = Engine::new(
+        Matcher::new(rules),
+        Keyring::single(key),
+        Template::default(),
+    );
+    let data = Bytes::from(data);
+    let bs = batches(&data, 512 * 1024);
+    let mut scratch = engine.scratch();
+    let mut findings = 0;
+    let engine_t = median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                findings = 0;
+                let mut out_bytes = 0;
+                for b in &bs {
+                    let r = engine.redact(b, &mut scratch, true);
+                    findings += r.findings.len();
+                    out_bytes += r.chunks.iter().map(|c| c.len()).sum::<usize>();
+                }
+                std::hint::black_box(out_bytes);
+                t.elapsed()
+            })
+            .collect(),
+    );
+
+    // The whole CLI, file to file.
+    let bin = env!("CARGO_BIN_EXE_logveil");
+    let cli = |threads: Option<usize>| {
+        time_cmd(reps, || {
+            let mut c = Command::new(bin);
+            c.env("LOGVEIL_KEY", "logveil-bench-key-0123456789abcdef")
+                .arg("run")
+                .arg(&corpus)
+                .arg("-o")
+                .arg(&out);
+            if let Some(t) = threads {
+                c.arg("--threads").arg(t.to_string());
+            }
+            c
+        })
+    };
+    let cli1 = cli(Some(1));
+    let cli_n = cli(None);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    println!("{:<44} {:>10} {:>12}", "what", "MiB/s", "vs cat");
+    let row = |name: &str, d: Duration| {
+        println!(
+            "{name:<44} {:>10.0} {:>11.2}x",
+            mib_s(len, d),
+            cat.as_secs_f64() / d.as_secs_f64()
+        );
+    };
+    row("cat file > file", cat);
+    row(&format!("engine alone, 1 thread, {nrules} rules"), engine_t);
+    row("logveil run file -o file, --threads 1", cli1);
+    row(&format!("logveil run file -o file, {cpus} threads"), cli_n);
+    println!("engine findings: {findings}");
+    let _ = Path::new(&out);
+}

@@ -313,7 +313,7 @@ impl Template {
         let mut has_fp = false;
         while let Some(open) = rest.find('{') {
             if open > 0 {
-                parts.push(TemplatePart::Lit(rest[..open].as_bytes().to_vec()));
+                parts.push(TemplatePart::Lit(rest.as_bytes()[..open].to_vec()));
             }
             let after = &rest[open..];
             let close = after

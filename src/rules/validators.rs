@@ -214,19 +214,24 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     {
         return true;
     }
+    // Masks: case-sensitive, so that a random secret containing `xXx0` stays a secret.
     const CONTAINS: &[&[u8]] = &[
-        b"[redacted",
-        b"<redacted",
         b"****",
         b"xxxx",
+        b"XXXX",
         b"${",
         b"{{",
-        b"\xe2\x80\xa2\xe2\x80\xa2", // ••
+        b"\xe2\x80\xa2\xe2\x80\xa2",
     ];
-    let lower: Vec<u8> = s.to_ascii_lowercase();
     if CONTAINS
         .iter()
-        .any(|c| memchr::memmem::find(&lower, c).is_some())
+        .any(|c| memchr::memmem::find(s, c).is_some())
+    {
+        return true;
+    }
+    const CONTAINS_NOCASE: &[&[u8]] = &[b"[redacted", b"<redacted"];
+    if s.windows(9)
+        .any(|w| CONTAINS_NOCASE.iter().any(|c| w.eq_ignore_ascii_case(c)))
     {
         return true;
     }
@@ -312,7 +317,13 @@ mod tests {
         ] {
             assert!(is_placeholder(p.as_bytes()), "{p} should be a placeholder");
         }
-        for s in ["changeme", "hunter2", "s3cr3t!", "$ecretPa55"] {
+        for s in [
+            "changeme",
+            "hunter2",
+            "s3cr3t!",
+            "$ecretPa55",
+            "wJalrXUtnFEMI/xXx0bPxRfiCY",
+        ] {
             assert!(!is_placeholder(s.as_bytes()), "{s} is a secret");
         }
     }

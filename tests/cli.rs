@@ -1,0 +1,590 @@
+//! End-to-end tests of the `logveil` binary: real files, real gzip/zstd archives, real pipes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use logveil::fingerprint::Key;
+
+const KEY: &str = "logveil-test-key-thirty-two-byte";
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_logveil"));
+    c.env_remove("LOGVEIL_KEY").env_remove("LOGVEIL_KEY_ID");
+    c
+}
+
+fn keyed() -> Command {
+    let mut c = bin();
+    c.env("LOGVEIL_KEY", KEY);
+    c
+}
+
+fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn logveil");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn fp(secret: &str) -> String {
+    Key::parse("k1", KEY, "test")
+        .unwrap()
+        .fingerprint(secret.as_bytes())
+        .to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A GitHub classic token with a valid checksum, made here.
+fn github_token(random: &str) -> String {
+    let check = logveil::rules::validators::base62_6(crc32fast::hash(random.as_bytes()));
+    format!("ghp_{random}{}", std::str::from_utf8(&check).unwrap())
+}
+
+#[test]
+fn stdin_to_stdout_replaces_only_secrets() {
+    let tok = github_token("Zq3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1");
+    let input = format!(
+        "2026-11-02T10:00:00Z INFO boot ok\nGITHUB_TOKEN={tok} user=ci\nlevel=info msg=\"password=hunter2x\"\n"
+    );
+    let out = run_with_stdin(keyed(), input.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "2026-11-02T10:00:00Z INFO boot ok");
+    assert!(
+        lines[1].starts_with("GITHUB_TOKEN=[REDACTED:")
+            && lines[1].contains(&format!(":k1:{}]", fp(&tok))),
+        "line 2 not redacted as expected: {}",
+        lines[1].replace(&tok, "<TOKEN>")
+    );
+    assert!(lines[1].ends_with(" user=ci"));
+    assert!(lines[2].contains("password=[REDACTED:") && lines[2].contains(&fp("hunter2x")));
+    assert!(!text.contains(&tok) && !text.contains("hunter2x"));
+    assert!(
+        stderr(&out).is_empty(),
+        "unexpected stderr: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bytes_pass_through_exactly() {
+    // CRLF, empty lines, invalid UTF-8, NUL bytes, no final newline.
+    let mut input = b"first\r\n\r\n\n\xff\xfe\xfd bin \x00 nul\n".to_vec();
+    input.extend_from_slice(b"password=s3cr3tpw \xc3\x28 tail\r\nlast line no newline");
+    let out = run_with_stdin(keyed(), &input);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = [
+        &b"first\r\n\r\n\n\xff\xfe\xfd bin \x00 nul\npassword="[..],
+        format!(
+            "[REDACTED:generic-password-assignment:k1:{}]",
+            fp("s3cr3tpw")
+        )
+        .as_bytes(),
+        b" \xc3\x28 tail\r\nlast line no newline",
+    ]
+    .concat();
+    if out.stdout != want {
+        // Show the structure without the secret.
+        let got = String::from_utf8_lossy(&out.stdout).replace("s3cr3tpw", "<SECRET>");
+        panic!("output differs: {got:?}");
+    }
+}
+
+#[test]
+fn no_key_warns_once_and_uses_ephemeral_key() {
+    let out = run_with_stdin(bin(), b"password=hunter2x\npassword=hunter3y\n");
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(err.contains("random key"), "{err}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(":ephemeral:") && !text.contains("hunter2x"));
+}
+
+fn write_gzip(path: &Path, data: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap();
+}
+
+fn read_gzip(path: &Path) -> Vec<u8> {
+    let mut d = flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap());
+    let mut v = Vec::new();
+    d.read_to_end(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn files_gzip_zstd_and_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = github_token("Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC2");
+    let plain = format!("a password=plainpw1\nb {tok}\n");
+    let gz = "c password=gzippw22\n".repeat(1000);
+    let zst = "d password=zstdpw33\n".repeat(1000);
+    // Names that lie about the format: detection is by content.
+    let p_plain = dir.path().join("app.log");
+    let p_gz = dir.path().join("old.log.1");
+    let p_zst = dir.path().join("older.log.2");
+    std::fs::write(&p_plain, &plain).unwrap();
+    write_gzip(&p_gz, gz.as_bytes());
+    std::fs::write(&p_zst, zstd::encode_all(zst.as_bytes(), 3).unwrap()).unwrap();
+    let out_dir = dir.path().join("clean");
+    let o = keyed()
+        .args([
+            p_plain.to_str().unwrap(),
+            p_gz.to_str().unwrap(),
+            p_zst.to_str().unwrap(),
+        ])
+        .arg("-o")
+        .arg(format!("{}/", out_dir.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got_plain = std::fs::read_to_string(out_dir.join("app.log")).unwrap();
+    assert_eq!(got_plain.lines().count(), 2);
+    assert!(!got_plain.contains("plainpw1") && !got_plain.contains(&tok));
+    // Same name, same compression.
+    let got_gz = String::from_utf8(read_gzip(&out_dir.join("old.log.1"))).unwrap();
+    assert_eq!(got_gz.lines().count(), 1000);
+    assert!(got_gz.lines().all(|l| l
+        == format!(
+            "c password=[REDACTED:generic-password-assignment:k1:{}]",
+            fp("gzippw22")
+        )));
+    let got_zst = String::from_utf8(
+        zstd::decode_all(std::fs::File::open(out_dir.join("older.log.2")).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(got_zst.lines().count(), 1000);
+    assert!(!got_zst.contains("zstdpw33"));
+
+    // Several inputs into one file, in order; `.gz` output name compresses.
+    let joined = dir.path().join("all.log.gz");
+    let o = keyed()
+        .args([
+            "run",
+            p_plain.to_str().unwrap(),
+            p_gz.to_str().unwrap(),
+            "-o",
+            joined.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all = String::from_utf8(read_gzip(&joined)).unwrap();
+    assert_eq!(all.lines().count(), 1002);
+    assert!(all.starts_with("a password=[REDACTED"));
+}
+
+#[test]
+fn truncated_gzip_flushes_what_was_read_and_fails_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = String::new();
+    for i in 0..200_000 {
+        data.push_str(&format!("line {i} password=trunc{i:06}x ok\n"));
+    }
+    let full = dir.path().join("full.gz");
+    write_gzip(&full, data.as_bytes());
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.path().join("cut.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out_file = dir.path().join("out.log");
+    let o = keyed()
+        .args([cut.to_str().unwrap(), "-o", out_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cut.gz") && err.contains("truncated"), "{err}");
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    let n = written.lines().count();
+    assert!(n > 1000, "only {n} lines flushed before the error");
+    assert!(
+        !written.contains("password=trunc"),
+        "a record was forwarded unredacted"
+    );
+}
+
+#[test]
+fn missing_input_and_bad_key_file_are_clear_errors() {
+    let o = keyed()
+        .args(["run", "/nonexistent/app.log"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("/nonexistent/app.log"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["--key-file", dir.path().join("nokey").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nokey"), "{}", stderr(&o));
+
+    let loose = dir.path().join("loose.key");
+    std::fs::write(&loose, KEY).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let o = run_with_stdin(
+            {
+                let mut c = bin();
+                c.args(["run", "--key-file", loose.to_str().unwrap()]);
+                c
+            },
+            b"x\n",
+        );
+        assert_eq!(o.status.code(), Some(2));
+        let err = stderr(&o);
+        assert!(err.contains("chmod 600") && !err.contains(KEY), "{err}");
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let o = run_with_stdin(
+            {
+                let mut c = bin();
+                c.args(["run", "--key-file", loose.to_str().unwrap()]);
+                c
+            },
+            b"password=keyfilepw\n",
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains(&fp("keyfilepw")));
+    }
+
+    let o = run_with_stdin(
+        {
+            let mut c = bin();
+            c.env("LOGVEIL_KEY", "short");
+            c
+        },
+        b"x\n",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("at least 32 bytes"), "{}", stderr(&o));
+}
+
+#[test]
+fn scan_exit_codes_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.log");
+    std::fs::write(&clean, "all good\nnothing to see\n").unwrap();
+    let dirty = dir.path().join("dirty.log");
+    std::fs::write(
+        &dirty,
+        "password=aaaa1111\npassword=aaaa1111\npassword=bbbb2222\n",
+    )
+    .unwrap();
+
+    let o = keyed()
+        .args(["scan", clean.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("clean"));
+
+    let o = keyed()
+        .args(["scan", dirty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let s = String::from_utf8(o.stdout).unwrap();
+    let row = s
+        .lines()
+        .find(|l| l.starts_with("generic-password-assignment"))
+        .expect("rule row");
+    let nums: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&nums[1..], ["3", "2"], "{s}");
+    assert!(!s.contains("aaaa1111"));
+
+    let o = keyed()
+        .args(["scan", "--json", dirty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["findings"], 3);
+    assert_eq!(v["rules"]["generic-password-assignment"]["distinct"], 2);
+
+    let o = keyed()
+        .args(["scan", dir.path().join("missing.log").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn fingerprint_command_under_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.key");
+    std::fs::write(
+        &old,
+        "hex:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[keys]]\nid = \"old\"\nfile = \"{}\"\n[[keys]]\nid = \"new\"\nenv = \"TEST_NEW_KEY\"\nactive = true\n",
+            old.display()
+        ),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.env("TEST_NEW_KEY", KEY)
+        .args(["fingerprint", "--config", cfg.to_str().unwrap()]);
+    let o = run_with_stdin(c, b"hunter2\nAKIAIOSFODNN7EXAMPLE\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines.len(), 4, "{s}");
+    let old_key = Key::parse(
+        "old",
+        "hex:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(
+        lines[0],
+        format!("hunt…\told\t{}", old_key.fingerprint(b"hunter2"))
+    );
+    assert_eq!(lines[1], format!("hunt…\tnew\t{} (active)", fp("hunter2")));
+    assert!(!s.contains("hunter2\t") && !s.contains("AKIAIOSFODNN7EXAMPLE"));
+
+    // Redaction under that config uses the active key, and the fingerprints agree.
+    let mut c = bin();
+    c.env("TEST_NEW_KEY", KEY)
+        .args(["run", "--config", cfg.to_str().unwrap()]);
+    let o = run_with_stdin(c, b"password=hunter2\n");
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains(&format!(":new:{}]", fp("hunter2"))), "{out}");
+}
+
+#[test]
+fn rules_check_and_list() {
+    let o = bin().args(["rules", "check"]).output().unwrap();
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "rules check failed:\n{s}");
+    assert!(s.contains("all pass"));
+    let o = bin().args(["rules", "list"]).output().unwrap();
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("github") && s.contains("luhn") && s.contains("enabled"),
+        "{s}"
+    );
+}
+
+#[test]
+fn invalid_custom_rule_is_rejected_naming_file_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("custom.toml"),
+        "[pack]\nid = \"custom\"\n[[rules]]\nid = \"broken-rule\"\ndescription = \"x\"\nregex = '''acme_([a-z'''\nkeywords = [\"acme_\"]\nexamples = [\"acme_x\", \"acme_y\"]\nnegative_examples = [\"z\"]\n",
+    )
+    .unwrap();
+    let o = keyed()
+        .args(["run", "--rules", dir.path().to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("custom.toml") && err.contains("broken-rule") && err.contains("regex"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A valid custom rule is used.
+    std::fs::write(
+        dir.path().join("custom.toml"),
+        "[pack]\nid = \"custom\"\n[[rules]]\nid = \"acme-token\"\ndescription = \"x\"\nregex = '''\\bacme_(?P<secret>[a-z0-9]{12})\\b'''\nkeywords = [\"acme_\"]\nexamples = [\"t=acme_abcdefabcdef\", \"acme_123456789012 x\"]\nnegative_examples = [\"acme_short\"]\n",
+    )
+    .unwrap();
+    let o = run_with_stdin(
+        {
+            let mut c = keyed();
+            c.args(["run", "--rules", dir.path().to_str().unwrap()]);
+            c
+        },
+        b"deploy acme_q1w2e3r4t5y6 done\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("[REDACTED:acme-token:k1:"));
+}
+
+#[test]
+fn bad_config_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "threads = \"many\"\n").unwrap();
+    let o = keyed()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.toml"), "{}", stderr(&o));
+    let o = keyed()
+        .args(["run", "--config", "/nonexistent/logveil.toml"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/logveil.toml"));
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let (corpus, _) = logveil::corpus::generate_vec(8 << 20, 11, 0.01);
+    let mut child = keyed()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&corpus);
+    });
+    // Read one line, then close our end, like `| head -1`.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn stats_report_counts_and_latency() {
+    let mut c = keyed();
+    c.args(["run", "--stats"]);
+    let o = run_with_stdin(c, b"password=statspw1\nok\npassword=statspw2\n");
+    assert!(o.status.success());
+    let err = stderr(&o);
+    for want in [
+        "records 3",
+        "findings 2",
+        "generic-password-assignment",
+        "MB/s",
+        "p50",
+        "p99.9",
+        "latency per record",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}
+
+fn corpus_file(
+    dir: &Path,
+    mb: u64,
+    seed: u64,
+    rate: f64,
+) -> (PathBuf, Vec<logveil::corpus::Label>) {
+    let (data, labels) = logveil::corpus::generate_vec(mb << 20, seed, rate);
+    let p = dir.join(format!("corpus-{seed}.log"));
+    std::fs::write(&p, data).unwrap();
+    (p, labels)
+}
+
+#[test]
+fn large_clean_corpus_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, labels) = corpus_file(dir.path(), 48, 5, 0.0);
+    assert!(labels.is_empty());
+    let out = dir.path().join("out.log");
+    let o = keyed()
+        .args([input.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = std::fs::read(&input).unwrap();
+    let b = std::fs::read(&out).unwrap();
+    if a != b {
+        let pos = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        let line = a[..pos].iter().filter(|&&c| c == b'\n').count() + 1;
+        panic!(
+            "output differs from a secret-free input at byte {pos} (line {line}): a false positive"
+        );
+    }
+}
+
+#[test]
+fn every_planted_secret_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, labels) = corpus_file(dir.path(), 32, 9, 0.02);
+    assert!(labels.len() > 1000, "only {} planted", labels.len());
+    let out = dir.path().join("out.log");
+    let o = keyed()
+        .args([
+            "--threads",
+            "2",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let original = std::fs::read(&input).unwrap();
+    let redacted = std::fs::read(&out).unwrap();
+    let orig_lines: Vec<&[u8]> = original.split(|&b| b == b'\n').collect();
+    let red_lines: Vec<&[u8]> = redacted.split(|&b| b == b'\n').collect();
+    assert_eq!(orig_lines.len(), red_lines.len(), "record count changed");
+    let mut missed: std::collections::BTreeMap<&str, usize> = Default::default();
+    for l in &labels {
+        let line = red_lines[(l.line - 1) as usize];
+        if memchr::memmem::find(line, l.secret.as_bytes()).is_some() {
+            *missed.entry(l.kind).or_default() += 1;
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "planted secrets left in the output, per kind: {missed:?}"
+    );
+    // Lines without a planted secret are unchanged.
+    let planted: std::collections::HashSet<u64> = labels.iter().map(|l| l.line).collect();
+    let mut changed = 0;
+    for (i, (a, b)) in orig_lines.iter().zip(&red_lines).enumerate() {
+        if a != b && !planted.contains(&(i as u64 + 1)) {
+            changed += 1;
+        }
+    }
+    assert_eq!(
+        changed, 0,
+        "{changed} lines without a planted secret were changed"
+    );
+}
