@@ -39,6 +39,8 @@ pub struct Scratch {
     caches: Vec<(meta::Cache, Captures)>,
     /// Rule indices to run, per candidate record, as (record start, record end, rule).
     cands: Vec<(usize, usize, u16)>,
+    /// Per rule: start of the last record queued for it (dedup without sorting).
+    stamps: Vec<usize>,
     findings: Vec<Finding>,
 }
 
@@ -61,6 +63,7 @@ impl Matcher {
                 .map(|r| (r.regex.create_cache(), r.regex.create_captures()))
                 .collect(),
             cands: Vec::new(),
+            stamps: Vec::new(),
             findings: Vec::new(),
         }
     }
@@ -78,23 +81,40 @@ impl Matcher {
     pub fn scan<'s>(&self, batch: &[u8], scratch: &'s mut Scratch) -> &'s [Finding] {
         scratch.cands.clear();
         scratch.findings.clear();
-        // 1. Prefilter: which records, which rules.
+        // 1. Prefilter: which records, which rules. A (record, rule) pair is queued once:
+        // `stamps[rule]` holds the start of the last record queued for that rule (records come
+        // in order within each pass, and a rule belongs to one pass only).
         let cands = &mut scratch.cands;
+        let stamps = &mut scratch.stamps;
+        stamps.clear();
+        stamps.resize(self.rules.len(), usize::MAX);
         let (mut rec_start, mut rec_end) = (usize::MAX, 0usize);
-        self.prefilter.scan(batch, |pos, rules| {
-            if !(rec_start <= pos && pos < rec_end) {
-                rec_start = memchr::memrchr(b'\n', &batch[..pos]).map_or(0, |i| i + 1);
-                rec_end = memchr::memchr(b'\n', &batch[pos..]).map_or(batch.len(), |i| pos + i);
+        let rules = &self.rules;
+        self.prefilter.scan(batch, |start, end, hit_rules| {
+            if !(rec_start <= start && start < rec_end) {
+                rec_start = memchr::memrchr(b'\n', &batch[..start]).map_or(0, |i| i + 1);
+                rec_end = memchr::memchr(b'\n', &batch[start..]).map_or(batch.len(), |i| start + i);
             }
-            for &r in rules {
+            for &r in hit_rules {
+                if stamps[r as usize] == rec_start {
+                    continue;
+                }
+                let rule = &rules[r as usize];
+                if !rule.followed_by.is_empty()
+                    && !followed(
+                        &batch[end..rec_end.min(end + rule.followed_within)],
+                        &rule.followed_by,
+                    )
+                {
+                    continue;
+                }
+                stamps[r as usize] = rec_start;
                 cands.push((rec_start, rec_end, r));
             }
         });
         if cands.is_empty() {
             return &scratch.findings;
         }
-        cands.sort_unstable();
-        cands.dedup();
         // 2.+3. Confirm with the rule's regex on the record, validate the secret.
         for &(s, e, r) in scratch.cands.iter() {
             let rule = &self.rules[r as usize];
@@ -105,7 +125,7 @@ impl Matcher {
                 rule.regex.search_captures_with(cache, &input, caps);
                 let Some(m) = caps.get_match() else { break };
                 if let Some(span) = caps.get_group(rule.secret_group) {
-                    if !span.is_empty() && rule.accepts(&hay[span.range()]) {
+                    if !span.is_empty() && rule.accepts(hay, span.range()) {
                         scratch.findings.push(Finding {
                             start: s + span.start,
                             end: s + span.end,
@@ -124,6 +144,14 @@ impl Matcher {
         merge(&mut scratch.findings, &self.rules);
         &scratch.findings
     }
+}
+
+/// True if one of `lits` occurs in `window`.
+fn followed(window: &[u8], lits: &[Vec<u8>]) -> bool {
+    lits.iter().any(|l| match l.as_slice() {
+        [b] => memchr::memchr(*b, window).is_some(),
+        l => memchr::memmem::find(window, l).is_some(),
+    })
 }
 
 fn merge(findings: &mut Vec<Finding>, rules: &[Rule]) {

@@ -77,16 +77,21 @@ impl Prefilter {
         }
     }
 
-    /// Calls `hit(pos, rules)` for every keyword hit (in order) and every long digit run
-    /// (in order, after the keyword hits), with the rules that must run around `pos`.
-    pub fn scan(&self, hay: &[u8], mut hit: impl FnMut(usize, &[u16])) {
+    /// Calls `hit(start, end, rules)` for every keyword hit (in order) and every long digit
+    /// run (in order, after the keyword hits; `end == start` there), with the rules that must
+    /// look at the record around it.
+    pub fn scan(&self, hay: &[u8], mut hit: impl FnMut(usize, usize, &[u16])) {
         if let Some(ac) = &self.ac {
             for m in ac.find_iter(hay) {
-                hit(m.start(), &self.pattern_rules[m.pattern().as_usize()]);
+                hit(
+                    m.start(),
+                    m.end(),
+                    &self.pattern_rules[m.pattern().as_usize()],
+                );
             }
         }
         if !self.digit_rules.is_empty() {
-            for_each_digit_run(hay, MIN_DIGIT_RUN, |pos| hit(pos, &self.digit_rules));
+            for_each_digit_run(hay, MIN_DIGIT_RUN, |pos| hit(pos, pos, &self.digit_rules));
         }
     }
 }

@@ -22,6 +22,10 @@ include!(concat!(env!("OUT_DIR"), "/builtin_packs.rs"));
 /// Default priority of a rule; generic rules use less so that a specific rule names an
 /// overlapping finding.
 pub const DEFAULT_PRIORITY: u8 = 50;
+/// Default distance, in bytes after a keyword hit, within which `followed_by` must occur.
+pub const DEFAULT_FOLLOWED_WITHIN: usize = 64;
+/// Bytes before a secret that `reject_before` looks at.
+pub const REJECT_BEFORE_WINDOW: usize = 128;
 /// Shortest keyword allowed: shorter ones would send most records to the regex stage.
 pub const MIN_KEYWORD_LEN: usize = 3;
 
@@ -66,6 +70,10 @@ struct RuleSpec {
     keywords: Vec<String>,
     prefilter: Option<String>,
     #[serde(default)]
+    followed_by: Vec<String>,
+    followed_within: Option<usize>,
+    reject_before: Option<String>,
+    #[serde(default)]
     validators: Vec<String>,
     min_entropy: Option<f64>,
     priority: Option<u8>,
@@ -97,6 +105,14 @@ pub struct Rule {
     /// Capture group index of the secret (0 = whole match).
     pub secret_group: usize,
     pub prefilter: Prefilter,
+    /// A keyword hit counts only if one of these literals follows it within
+    /// `followed_within` bytes (in the same record). Empty: every hit counts.
+    pub followed_by: Vec<Vec<u8>>,
+    pub followed_within: usize,
+    /// A candidate is dropped when the text right before its secret (up to
+    /// [`REJECT_BEFORE_WINDOW`] bytes of the record) ends with a match of this regex, e.g. a
+    /// card-like number that is the value of `order_id=`. Runs only on validated candidates.
+    pub reject_before: Option<meta::Regex>,
     pub validators: Vec<Validator>,
     pub min_entropy: Option<f64>,
     pub priority: u8,
@@ -108,8 +124,10 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Runs the validators, entropy floor and placeholder list on one candidate secret.
-    pub fn accepts(&self, secret: &[u8]) -> bool {
+    /// Runs the validators, entropy floor, placeholder list and `reject_before` on one
+    /// candidate secret `record[span]`.
+    pub fn accepts(&self, record: &[u8], span: std::ops::Range<usize>) -> bool {
+        let secret = &record[span.clone()];
         if validators::is_placeholder(secret) {
             return false;
         }
@@ -118,7 +136,16 @@ impl Rule {
                 return false;
             }
         }
-        self.validators.iter().all(|v| v.check(secret))
+        if !self.validators.iter().all(|v| v.check(secret)) {
+            return false;
+        }
+        match &self.reject_before {
+            Some(re) => {
+                let before = &record[span.start.saturating_sub(REJECT_BEFORE_WINDOW)..span.start];
+                !re.is_match(before)
+            }
+            None => true,
+        }
     }
 }
 
@@ -198,6 +225,28 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
             Prefilter::Keywords(kws)
         }
     };
+    if !spec.followed_by.is_empty() && prefilter == Prefilter::DigitRun {
+        return Err(ctx("followed_by needs keywords".into()));
+    }
+    if spec
+        .followed_by
+        .iter()
+        .any(|f| f.is_empty() || f.contains('\n'))
+    {
+        return Err(ctx(
+            "followed_by literals must be non-empty and without newlines".into(),
+        ));
+    }
+    if spec.followed_within.is_some() && spec.followed_by.is_empty() {
+        return Err(ctx("followed_within without followed_by".into()));
+    }
+    let reject_before = match &spec.reject_before {
+        Some(r) => Some(
+            compile_regex(&format!("(?:{r})$"))
+                .map_err(|e| ctx(format!("invalid reject_before regex: {e}")))?,
+        ),
+        None => None,
+    };
     let mut vals = Vec::new();
     for name in &spec.validators {
         let v = Validator::from_name(name).ok_or_else(|| {
@@ -224,6 +273,13 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
         regex,
         secret_group,
         prefilter,
+        followed_by: spec
+            .followed_by
+            .iter()
+            .map(|f| f.as_bytes().to_vec())
+            .collect(),
+        followed_within: spec.followed_within.unwrap_or(DEFAULT_FOLLOWED_WITHIN),
+        reject_before,
         validators: vals,
         min_entropy: spec.min_entropy,
         priority: spec.priority.unwrap_or(DEFAULT_PRIORITY),
@@ -440,6 +496,20 @@ negative_examples = ["demo_short"]
         let n = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), n, "duplicate rule ids");
+    }
+
+    #[test]
+    fn readme_documents_every_builtin_rule_id() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let set = RuleSet::builtin().unwrap();
+        let missing: Vec<_> = set
+            .rules
+            .iter()
+            .filter(|r| !readme.contains(&format!("`{}`", r.id)))
+            .map(|r| r.id.as_str())
+            .collect();
+        assert!(missing.is_empty(), "README lacks rule ids: {missing:?}");
     }
 
     #[test]
