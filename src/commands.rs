@@ -40,6 +40,12 @@ fn settings(
 
 fn build_engine(s: &Settings, ov: &Overrides) -> Result<Engine> {
     let keyring = config::keyring(&s.config, ov.key_file.as_deref())?;
+    if keyring.is_ephemeral() {
+        eprintln!(
+            "logveil: warning: no key configured ({}, --key-file or [[keys]]); using a random key for this run: fingerprints will not match other runs",
+            config::KEY_ENV
+        );
+    }
     Ok(Engine::new(
         Matcher::new(s.rules.enabled()),
         keyring,
@@ -239,6 +245,11 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
 pub fn fingerprint(args: FingerprintArgs) -> Result<ExitCode> {
     let (s, ov) = settings(&args.common, None, None)?;
     let keyring = config::keyring(&s.config, ov.key_file.as_deref())?;
+    if keyring.is_ephemeral() {
+        anyhow::bail!(
+            "no key configured: a fingerprint under a random key matches nothing; set LOGVEIL_KEY, --key-file or [[keys]]"
+        );
+    }
     let mut secrets: Vec<zeroize::Zeroizing<String>> = args
         .secrets
         .into_iter()

@@ -174,7 +174,7 @@ impl Settings {
 }
 
 /// Builds the keyring: `--key-file`, else `LOGVEIL_KEY`, else the config's `[[keys]]`, else a
-/// random key for this run (with one warning on stderr).
+/// random key for this run (the caller warns: see [`Keyring::is_ephemeral`]).
 pub fn keyring(config: &Config, key_file: Option<&Path>) -> Result<Keyring> {
     let key_id = std::env::var(KEY_ID_ENV).unwrap_or_else(|_| DEFAULT_KEY_ID.to_string());
     if let Some(path) = key_file {
@@ -189,11 +189,7 @@ pub fn keyring(config: &Config, key_file: Option<&Path>) -> Result<Keyring> {
     if !config.keys.is_empty() {
         return Keyring::from_specs(&config.keys);
     }
-    let ring = Keyring::ephemeral()?;
-    eprintln!(
-        "logveil: warning: no key configured ({KEY_ENV}, --key-file or [[keys]]); using a random key for this run: fingerprints will not match other runs"
-    );
-    Ok(ring)
+    Keyring::ephemeral()
 }
 
 #[cfg(test)]

@@ -64,9 +64,10 @@ impl fmt::Debug for Fingerprint {
 /// One key: an id (printed in every fingerprint) and the secret bytes (never printed).
 pub struct Key {
     id: String,
-    /// HMAC state with the key already absorbed; cloned per secret, which is cheaper than
-    /// re-keying. Holds key-derived pads, so it is as sensitive as the key itself.
-    mac: HmacSha256,
+    /// The key bytes, wiped when the key is dropped. The HMAC is keyed afresh for each
+    /// secret (two extra SHA-256 blocks): findings are rare, so this costs nothing
+    /// measurable, and no long-lived key-derived state stays in memory.
+    bytes: Zeroizing<Vec<u8>>,
 }
 
 impl Key {
@@ -79,10 +80,9 @@ impl Key {
                 bytes.len()
             );
         }
-        let mac = HmacSha256::new_from_slice(&bytes).expect("HMAC takes keys of any length");
         Ok(Key {
             id: id.to_string(),
-            mac,
+            bytes,
         })
     }
 
@@ -138,7 +138,8 @@ impl Key {
 
     /// Fingerprint of `secret` under this key.
     pub fn fingerprint(&self, secret: &[u8]) -> Fingerprint {
-        let mut mac = self.mac.clone();
+        let mut mac =
+            HmacSha256::new_from_slice(&self.bytes).expect("HMAC takes keys of any length");
         mac.update(secret);
         let full = mac.finalize().into_bytes();
         let mut out = [0u8; FINGERPRINT_BYTES];

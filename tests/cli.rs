@@ -386,6 +386,77 @@ fn fingerprint_command_under_every_key() {
 }
 
 #[test]
+fn fingerprint_without_a_key_is_refused() {
+    let o = run_with_stdin(
+        {
+            let mut c = bin();
+            c.arg("fingerprint");
+            c
+        },
+        b"hunter2\n",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no key configured"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn gigantic_lines_pass_through_in_bounded_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[pipeline]\nmax_record_bytes = 65536\nread_buffer_bytes = 16384\n",
+    )
+    .unwrap();
+    // One 3 MiB line with secrets well inside pieces, then a normal line.
+    let mut line = String::new();
+    line.push_str("start password=giantpw01 ");
+    while line.len() < 3 << 20 {
+        line.push_str("abcdefghij0123456789 ");
+    }
+    line.push_str(" password=giantpw02 end\nnext password=giantpw03\n");
+    let o = run_with_stdin(
+        {
+            let mut c = keyed();
+            c.args(["run", "--config", cfg.to_str().unwrap()]);
+            c
+        },
+        line.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let want = line
+        .replace(
+            "giantpw01",
+            &format!(
+                "[REDACTED:generic-password-assignment:k1:{}]",
+                fp("giantpw01")
+            ),
+        )
+        .replace(
+            "giantpw02",
+            &format!(
+                "[REDACTED:generic-password-assignment:k1:{}]",
+                fp("giantpw02")
+            ),
+        )
+        .replace(
+            "giantpw03",
+            &format!(
+                "[REDACTED:generic-password-assignment:k1:{}]",
+                fp("giantpw03")
+            ),
+        );
+    assert!(
+        out == want,
+        "gigantic line output differs (len {} vs {})",
+        out.len(),
+        want.len()
+    );
+}
+
+#[test]
 fn rules_check_and_list() {
     let o = bin().args(["rules", "check"]).output().unwrap();
     let s = String::from_utf8_lossy(&o.stdout);

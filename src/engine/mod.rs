@@ -420,6 +420,38 @@ validators = ["luhn"]
     }
 
     #[test]
+    fn followed_by_and_reject_before_narrow_candidates() {
+        let pack = r#"
+[pack]
+id = "t"
+[[rules]]
+id = "tok"
+description = "token assignment"
+regex = '''(?i)token[ \t]*[:=][ \t]*(?P<secret>[a-z0-9]{6,})'''
+keywords = ["token"]
+followed_by = ["=", ":"]
+followed_within = 4
+[[rules]]
+id = "card"
+description = "card"
+regex = '''\b(?P<secret>\d{16})\b'''
+prefilter = "digit-run"
+validators = ["luhn"]
+reject_before = '''order_id='''
+"#;
+        let (_, _, rules) = parse_pack(pack, "t").unwrap();
+        let m = Matcher::new(rules);
+        assert_eq!(m.find(b"x token=abc123def y").len(), 1);
+        assert_eq!(m.find(b"x token  :  abc123def y").len(), 1);
+        // The keyword is not followed by an assignment: the regex never runs.
+        assert!(m.find(b"token expired, refreshing session").is_empty());
+        // A later hit in the same record still counts.
+        assert_eq!(m.find(b"token expired; token=zz9988xx").len(), 1);
+        assert_eq!(m.find(b"card 4111111111111111 ok").len(), 1);
+        assert!(m.find(b"order_id=4111111111111111 ok").is_empty());
+    }
+
+    #[test]
     fn merge_keeps_disjoint_and_unions_overlaps() {
         let (_, _, rules) = parse_pack(PACK, "t").unwrap();
         let mut f = vec![

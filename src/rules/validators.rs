@@ -16,6 +16,14 @@ pub enum Validator {
     Jwt,
     /// Base64 that decodes to printable `user:password`.
     BasicAuth,
+    /// ISO 13616 IBAN: country letters, check digits, mod-97 == 1.
+    Iban,
+    /// US social security number in the issued ranges.
+    UsSsn,
+    /// PyPI API token: `pypi-` + base64url macaroon that names `pypi.org`.
+    PypiMacaroon,
+    /// Bech32 (BIP-173) checksum, as in age secret keys.
+    AgeBech32,
 }
 
 impl Validator {
@@ -41,6 +49,26 @@ impl Validator {
             Validator::BasicAuth,
             "base64 that decodes to printable user:password",
         ),
+        (
+            "iban",
+            Validator::Iban,
+            "15-34 chars, country + check digits, ISO 13616 mod-97 == 1",
+        ),
+        (
+            "us-ssn",
+            Validator::UsSsn,
+            "9 digits; area not 000/666/900-999, group not 00, serial not 0000",
+        ),
+        (
+            "pypi-macaroon",
+            Validator::PypiMacaroon,
+            "pypi- + base64url macaroon whose bytes name pypi.org",
+        ),
+        (
+            "age-bech32",
+            Validator::AgeBech32,
+            "valid Bech32 (BIP-173) checksum over the whole key",
+        ),
     ];
 
     pub fn from_name(name: &str) -> Option<Validator> {
@@ -64,6 +92,10 @@ impl Validator {
             Validator::Luhn => luhn(secret),
             Validator::Jwt => jwt(secret),
             Validator::BasicAuth => basic_auth(secret),
+            Validator::Iban => iban(secret),
+            Validator::UsSsn => us_ssn(secret),
+            Validator::PypiMacaroon => pypi_macaroon(secret),
+            Validator::AgeBech32 => bech32(secret),
         }
     }
 }
@@ -150,6 +182,105 @@ fn basic_auth(secret: &[u8]) -> bool {
         && raw
             .iter()
             .all(|&b| b.is_ascii_graphic() || b == b' ' || b >= 0x80)
+}
+
+fn iban(secret: &[u8]) -> bool {
+    let chars: Vec<u8> = secret
+        .iter()
+        .filter(|&&b| b != b' ')
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    if !(15..=34).contains(&chars.len())
+        || !chars[..2].iter().all(u8::is_ascii_uppercase)
+        || !chars[2..4].iter().all(u8::is_ascii_digit)
+        || !chars[4..].iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let mut rem: u32 = 0;
+    for &c in chars[4..].iter().chain(&chars[..4]) {
+        if c.is_ascii_digit() {
+            rem = (rem * 10 + (c - b'0') as u32) % 97;
+        } else {
+            rem = (rem * 100 + (c - b'A' + 10) as u32) % 97;
+        }
+    }
+    rem == 1
+}
+
+fn us_ssn(secret: &[u8]) -> bool {
+    let d: Vec<u8> = secret
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| b - b'0')
+        .collect();
+    if d.len() != 9
+        || secret
+            .iter()
+            .any(|b| !b.is_ascii_digit() && *b != b'-' && *b != b' ')
+    {
+        return false;
+    }
+    let area = d[0] as u32 * 100 + d[1] as u32 * 10 + d[2] as u32;
+    let group = d[3] * 10 + d[4];
+    let serial = d[5..].iter().fold(0u32, |a, &x| a * 10 + x as u32);
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+fn pypi_macaroon(secret: &[u8]) -> bool {
+    let Some(body) = secret.strip_prefix(b"pypi-") else {
+        return false;
+    };
+    let body = body
+        .strip_suffix(b"==")
+        .or(body.strip_suffix(b"="))
+        .unwrap_or(body);
+    let usable = body.len() / 4 * 4;
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&body[..usable]) {
+        Ok(raw) => memchr::memmem::find(&raw, b"pypi.org").is_some(),
+        Err(_) => false,
+    }
+}
+
+/// Bech32 (BIP-173) checksum check, case-insensitive, any length.
+pub fn bech32(secret: &[u8]) -> bool {
+    const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    const GEN: [u32; 5] = [
+        0x3b6a_57b2,
+        0x2650_8e6d,
+        0x1ea1_19fa,
+        0x3d42_33dd,
+        0x2a14_62b3,
+    ];
+    let s: Vec<u8> = secret.iter().map(u8::to_ascii_lowercase).collect();
+    let Some(sep) = memchr::memrchr(b'1', &s) else {
+        return false;
+    };
+    if sep == 0 || s.len() - sep - 1 < 6 {
+        return false;
+    }
+    let (hrp, data) = (&s[..sep], &s[sep + 1..]);
+    let mut values = Vec::with_capacity(hrp.len() * 2 + 1 + data.len());
+    values.extend(hrp.iter().map(|c| c >> 5));
+    values.push(0);
+    values.extend(hrp.iter().map(|c| c & 31));
+    for c in data {
+        match CHARSET.iter().position(|x| x == c) {
+            Some(v) => values.push(v as u8),
+            None => return false,
+        }
+    }
+    let mut chk: u32 = 1;
+    for v in values {
+        let top = chk >> 25;
+        chk = ((chk & 0x1ff_ffff) << 5) ^ v as u32;
+        for (i, g) in GEN.iter().enumerate() {
+            if (top >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    chk == 1
 }
 
 /// Shannon entropy of the byte distribution, in bits per byte.
@@ -291,6 +422,47 @@ mod tests {
         assert!(Validator::BasicAuth.check(b"YWxhZGRpbjpvcGVuc2VzYW1l")); // aladdin:opensesame
         assert!(!Validator::BasicAuth.check(b"aGVsbG8gd29ybGQ=")); // no colon
         assert!(!Validator::BasicAuth.check(b"not base64!"));
+    }
+
+    #[test]
+    fn iban_mod97() {
+        assert!(Validator::Iban.check(b"DE89370400440532013000"));
+        assert!(Validator::Iban.check(b"GB82 WEST 1234 5698 7654 32"));
+        assert!(!Validator::Iban.check(b"DE89370400440532013001"));
+        assert!(!Validator::Iban.check(b"XX00"));
+    }
+
+    #[test]
+    fn ssn_ranges() {
+        assert!(Validator::UsSsn.check(b"123-45-6789"));
+        assert!(Validator::UsSsn.check(b"123456789"));
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "900-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+            "12-345-678",
+        ] {
+            assert!(!Validator::UsSsn.check(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pypi_tokens_name_pypi_org() {
+        // "AgEIcHlwaS5vcmc" is base64url of 02 01 08 "pypi.org".
+        assert!(Validator::PypiMacaroon.check(b"pypi-AgEIcHlwaS5vcmcCJGFiY2RlZg"));
+        assert!(!Validator::PypiMacaroon.check(b"pypi-AgEIdGVzdC5vcmcCJGFiY2RlZg"));
+        assert!(!Validator::PypiMacaroon.check(b"npm_AgEIcHlwaS5vcmc"));
+    }
+
+    #[test]
+    fn bech32_checksums() {
+        // BIP-173 test vectors.
+        assert!(bech32(b"A12UEL5L"));
+        assert!(bech32(b"abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw"));
+        assert!(!bech32(b"abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxx"));
+        assert!(!bech32(b"nosep"));
     }
 
     #[test]
