@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod framer;
 pub mod metrics;
 pub mod pipeline;
+pub mod quality;
 pub mod rules;
 pub mod sink;
 pub mod source;
