@@ -88,7 +88,7 @@ fn fixed_positions(secret: &[u8], others: &[&[u8]]) -> Vec<bool> {
         .collect()
 }
 
-/// Positions of `secret` inside a run of 3 or more characters that occurs verbatim in the
+/// Positions of `secret` inside a run of 2 or more characters that occurs verbatim in the
 /// regex source (backslash escapes removed).
 fn literal_positions(secret: &[u8], regex: &str) -> Vec<bool> {
     let mut src = Vec::with_capacity(regex.len());
@@ -106,7 +106,7 @@ fn literal_positions(secret: &[u8], regex: &str) -> Vec<bool> {
     for i in 0..n {
         // Longest run starting at i that the regex contains.
         // Literal runs in a regex are short; 64 bounds the work on long PEM secrets.
-        let best = (i + 3..=n.min(i + 64))
+        let best = (i + 2..=n.min(i + 64))
             .rev()
             .find(|&j| memchr::memmem::find(&src, &secret[i..j]).is_some())
             .map_or(0, |j| j - i);
@@ -150,21 +150,29 @@ fn redraw(secret: &[u8], fixed: &[bool], examples: &[(&[u8], Vec<bool>)], r: &mu
     for (k, seg) in segments(secret).into_iter().enumerate() {
         // The peers' characters in segment k; literal structure (like the `1` of a Bech32
         // separator) is blanked out so that it does not join the random alphabet.
-        let peers: Vec<Vec<u8>> = examples
-            .iter()
-            .zip(&ex_segs)
-            .filter_map(|((e, lit), segs)| {
-                segs.get(k)
-                    .map(|g| g.clone().map(|i| if lit[i] { 0 } else { e[i] }).collect())
-            })
-            .collect();
         let long = seg.len() >= 8;
+        // Long segments learn only from peers of the same length (a 32-hex alternative and
+        // a 20-char alphanumeric one do not share an alphabet).
+        let peer_segs = |same_len: bool| -> Vec<Vec<u8>> {
+            examples
+                .iter()
+                .zip(&ex_segs)
+                .filter_map(|((e, lit), segs)| {
+                    segs.get(k)
+                        .filter(|g| !same_len || g.len() == seg.len())
+                        .map(|g| g.clone().map(|i| if lit[i] { 0 } else { e[i] }).collect())
+                })
+                .collect()
+        };
+        let all_peers = peer_segs(false);
+        let peers = peer_segs(long);
         for (p, i) in seg.clone().enumerate() {
             let b = secret[i];
-            if fixed[i] || !b.is_ascii_alphanumeric() {
+            // Escape sequences (`\n` in a JSON-escaped PEM block) are structure too.
+            if fixed[i] || !b.is_ascii_alphanumeric() || (i > 0 && secret[i - 1] == b'\\') {
                 continue;
             }
-            if peers.len() > 1 && peers.iter().all(|q| q.get(p) == Some(&b)) {
+            if all_peers.len() > 1 && all_peers.iter().all(|q| q.get(p) == Some(&b)) {
                 continue; // every example begins this segment alike: structure
             }
             let class = |c: u8| {
@@ -395,8 +403,8 @@ pub fn positives(rules: &[Rule], variants: usize, seed: u64) -> Vec<Sample> {
                 .map(|(_, (l, sp))| &l.as_bytes()[sp.clone()])
                 .collect();
             let mut fixed = fixed_positions(secret, &others);
-            // Literal structure: runs of 3+ characters that the regex spells out (`AKIA`,
-            // `api03`, `-us`, `AGE-SECRET-KEY-1`) stay as they are.
+            // Literal structure: runs of 2+ characters that the regex spells out (`AKIA`,
+            // `api03`, `-us`, `0x`, `AGE-SECRET-KEY-1`) stay as they are.
             let literal = literal_positions(secret, &rule.regex_text);
             for (f, l) in fixed.iter_mut().zip(&literal) {
                 *f |= *l;
@@ -430,6 +438,12 @@ pub fn positives(rules: &[Rule], variants: usize, seed: u64) -> Vec<Sample> {
                     if i < body_start || i >= body_end {
                         *f = true;
                     }
+                }
+            }
+            // Base64 with padding: the character before `=` carries only some bits; keep it.
+            if let Some(last) = secret.iter().rposition(|&b| b != b'=') {
+                if last + 1 < secret.len() {
+                    fixed[last] = true;
                 }
             }
             for _ in 0..variants {
