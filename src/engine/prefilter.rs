@@ -42,17 +42,13 @@ impl Prefilter {
                 RulePrefilter::DigitRun => digit_rules.push(i),
             }
         }
-        // The automaton reports one keyword per position (non-overlapping), so where
-        // keywords nest ("token" in "access_token") a hit on either must trigger the rules of
-        // both. Over-triggering only costs a regex run on that record.
+        // The automaton reports every occurrence of every keyword (overlapping search), so a
+        // hit triggers exactly the rules that listed that keyword: `token` in `token expired`
+        // does not wake the rules keyed on `x-auth-token`.
         let pattern_rules: Vec<Vec<u16>> = keywords
             .iter()
-            .map(|(k, _)| {
-                let mut list: Vec<u16> = keywords
-                    .iter()
-                    .filter(|(other, _)| other.contains(k.as_str()) || k.contains(other.as_str()))
-                    .flat_map(|(_, rules)| rules.iter().copied())
-                    .collect();
+            .map(|(_, rules)| {
+                let mut list = rules.clone();
                 list.sort_unstable();
                 list.dedup();
                 list
@@ -82,7 +78,7 @@ impl Prefilter {
     /// look at the record around it.
     pub fn scan(&self, hay: &[u8], mut hit: impl FnMut(usize, usize, &[u16])) {
         if let Some(ac) = &self.ac {
-            for m in ac.find_iter(hay) {
+            for m in ac.find_overlapping_iter(hay) {
                 hit(
                     m.start(),
                     m.end(),
