@@ -122,16 +122,14 @@ pub struct FingerprintArgs {
 pub struct RulesArgs {
     #[command(subcommand)]
     pub command: RulesCommand,
-    #[command(flatten)]
-    pub common: CommonArgs,
 }
 
 #[derive(Debug, Subcommand, Clone)]
 pub enum RulesCommand {
     /// List packs and rules with their validators and whether they are enabled.
-    List,
+    List(CommonArgs),
     /// Run every rule's examples and negative examples; exit 1 on any failure.
-    Check,
+    Check(CommonArgs),
 }
 
 #[derive(Debug, Args, Clone)]

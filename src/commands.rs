@@ -287,10 +287,13 @@ pub fn fingerprint(args: FingerprintArgs) -> Result<ExitCode> {
 
 /// `logveil rules list|check`.
 pub fn rules(args: RulesArgs) -> Result<ExitCode> {
-    let (s, _) = settings(&args.common, None, None)?;
+    let common = match &args.command {
+        RulesCommand::List(c) | RulesCommand::Check(c) => c,
+    };
+    let (s, _) = settings(common, None, None)?;
     let mut out = std::io::stdout().lock();
     match args.command {
-        RulesCommand::List => {
+        RulesCommand::List(_) => {
             for (pack, desc) in &s.rules.packs {
                 let _ = writeln!(out, "pack {pack}: {desc}");
                 for r in s.rules.rules.iter().filter(|r| &r.pack == pack) {
@@ -325,7 +328,7 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        RulesCommand::Check => {
+        RulesCommand::Check(_) => {
             let mut failed = 0;
             let (mut examples, mut negatives) = (0, 0);
             for r in &s.rules.rules {

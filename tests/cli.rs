@@ -472,6 +472,60 @@ fn rules_check_and_list() {
 }
 
 #[test]
+fn rules_and_packs_switch_on_and_off_from_cli_and_config() {
+    let line = b"signup ok user=jane.doe@example.com card=4111 1111 1111 1111\n";
+    // Email is off by default; cards are on.
+    let o = run_with_stdin(keyed(), line);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("jane.doe@example.com") && !out.contains("4111 1111"),
+        "{out}"
+    );
+    // On from the command line.
+    let mut c = keyed();
+    c.args(["run", "--enable", "email-address"]);
+    let out = String::from_utf8(run_with_stdin(c, line).stdout).unwrap();
+    assert!(
+        out.contains("[REDACTED:email-address:k1:") && !out.contains("jane.doe@"),
+        "{out}"
+    );
+    // From the config: the whole pii pack off, then email back on.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[rules]\ndisable = [\"pii\"]\nenable = [\"email-address\"]\n",
+    )
+    .unwrap();
+    let mut c = keyed();
+    c.args(["run", "--config", cfg.to_str().unwrap()]);
+    let out = String::from_utf8(run_with_stdin(c, line).stdout).unwrap();
+    assert!(
+        out.contains("[REDACTED:email-address:") && out.contains("4111 1111 1111 1111"),
+        "{out}"
+    );
+    // `rules list` shows the state.
+    let o = bin()
+        .args(["rules", "list", "--disable", "pii"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8(o.stdout).unwrap();
+    let row = s
+        .lines()
+        .find(|l| l.contains(" payment-card-number "))
+        .unwrap();
+    assert!(row.trim_start().starts_with("disabled"), "{row}");
+    // Unknown ids are errors, not silently ignored.
+    let o = keyed()
+        .args(["run", "--disable", "no-such-rule"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no-such-rule"));
+}
+
+#[test]
 fn invalid_custom_rule_is_rejected_naming_file_and_rule() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
