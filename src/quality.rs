@@ -14,8 +14,11 @@
 
 use base64::Engine as _;
 
+use crate::corpus::{json_escape, uuid, Rng, B64, HEX};
 use crate::engine::Matcher;
-use crate::rules::validators::{base62_6, luhn, Validator};
+use crate::rules::validators::{
+    base62_6, bech32_hrp_expand, bech32_polymod, luhn, Validator, BECH32_CHARSET,
+};
 use crate::rules::Rule;
 
 /// One labeled line.
@@ -32,31 +35,8 @@ pub struct Sample {
     pub wrapper: &'static str,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn byte_from(&mut self, set: &[u8]) -> u8 {
-        set[self.below(set.len() as u64) as usize]
-    }
-    fn string(&mut self, set: &[u8], n: usize) -> String {
-        (0..n).map(|_| self.byte_from(set) as char).collect()
-    }
-}
-
 const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
 const DIGIT: &[u8] = b"0123456789";
-const HEX: &[u8] = b"0123456789abcdef";
-const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// The secret of each example, as the rule itself finds it (first finding).
 fn example_secrets(rule: &Rule, m: &Matcher) -> Vec<(String, std::ops::Range<usize>)> {
@@ -287,14 +267,6 @@ fn repair(rule: &Rule, original: &[u8], s: &mut Vec<u8>, r: &mut Rng) {
 
 /// Recomputes the Bech32 checksum (last 6 data characters) of `s`, keeping its case.
 fn bech32_repair(s: &mut [u8]) {
-    const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
-    const GEN: [u32; 5] = [
-        0x3b6a_57b2,
-        0x2650_8e6d,
-        0x1ea1_19fa,
-        0x3d42_33dd,
-        0x2a14_62b3,
-    ];
     let upper = s.iter().any(u8::is_ascii_uppercase);
     let lower: Vec<u8> = s.iter().map(u8::to_ascii_lowercase).collect();
     let Some(sep) = memchr::memrchr(b'1', &lower) else {
@@ -304,52 +276,33 @@ fn bech32_repair(s: &mut [u8]) {
         return;
     }
     let (hrp, data) = (&lower[..sep], &lower[sep + 1..lower.len() - 6]);
-    let mut values: Vec<u8> = hrp.iter().map(|c| c >> 5).collect();
-    values.push(0);
-    values.extend(hrp.iter().map(|c| c & 31));
-    for c in data {
-        // Redrawn characters may fall outside the Bech32 alphabet: map them into it.
-        let v = CHARSET
-            .iter()
-            .position(|x| x == c)
-            .unwrap_or(*c as usize % 32);
-        values.push(v as u8);
-    }
-    let data_vals: Vec<u8> = values[hrp.len() * 2 + 1..].to_vec();
+    // Redrawn characters may fall outside the Bech32 alphabet: map them into it.
+    let data_vals: Vec<u8> = data
+        .iter()
+        .map(|c| {
+            BECH32_CHARSET
+                .iter()
+                .position(|x| x == c)
+                .unwrap_or(*c as usize % 32) as u8
+        })
+        .collect();
+    let mut values = bech32_hrp_expand(hrp);
+    values.extend(&data_vals);
     values.extend([0u8; 6]);
-    let mut chk: u32 = 1;
-    for v in values {
-        let top = chk >> 25;
-        chk = ((chk & 0x1ff_ffff) << 5) ^ v as u32;
-        for (i, g) in GEN.iter().enumerate() {
-            if (top >> i) & 1 == 1 {
-                chk ^= g;
-            }
-        }
-    }
-    chk ^= 1;
+    let chk = bech32_polymod(values) ^ 1;
     let n = s.len();
     let case = |b: u8| if upper { b.to_ascii_uppercase() } else { b };
     for (i, v) in data_vals.iter().enumerate() {
-        s[sep + 1 + i] = case(CHARSET[*v as usize]);
+        s[sep + 1 + i] = case(BECH32_CHARSET[*v as usize]);
     }
     for i in 0..6 {
-        s[n - 6 + i] = case(CHARSET[((chk >> (5 * (5 - i))) & 31) as usize]);
+        s[n - 6 + i] = case(BECH32_CHARSET[((chk >> (5 * (5 - i))) & 31) as usize]);
     }
 }
 
-fn json_escape(s: &[u8]) -> Vec<u8> {
-    let mut o = Vec::with_capacity(s.len() + 8);
-    for &b in s {
-        match b {
-            b'"' => o.extend_from_slice(b"\\\""),
-            b'\\' => o.extend_from_slice(b"\\\\"),
-            b'\n' => o.extend_from_slice(b"\\n"),
-            b'\t' => o.extend_from_slice(b"\\t"),
-            _ => o.push(b),
-        }
-    }
-    o
+/// JSON-escapes a line (lines here are UTF-8: examples come from TOML, secrets are ASCII).
+fn json_escape_bytes(s: &[u8]) -> Vec<u8> {
+    json_escape(&String::from_utf8_lossy(s)).into_bytes()
 }
 
 /// Wraps a line in another log format. Returns the wrapped line and how the secret appears.
@@ -369,7 +322,7 @@ fn wrap(kind: &'static str, line: &[u8], secret: &[u8], n: u64) -> (Vec<u8>, Vec
         }
         "k8s-json" => {
             let mut o = b"{\"log\":\"".to_vec();
-            o.extend(json_escape(line));
+            o.extend(json_escape_bytes(line));
             o.extend_from_slice(
                 format!(
                     "\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-02T10:{:02}:{:02}.{:06}Z\"}}",
@@ -379,7 +332,7 @@ fn wrap(kind: &'static str, line: &[u8], secret: &[u8], n: u64) -> (Vec<u8>, Vec
                 )
                 .as_bytes(),
             );
-            (o, json_escape(secret))
+            (o, json_escape_bytes(secret))
         }
         _ => (line.to_vec(), secret.to_vec()),
     }
@@ -469,17 +422,6 @@ pub fn positives(rules: &[Rule], variants: usize, seed: u64) -> Vec<Sample> {
     out
 }
 
-fn uuid(r: &mut Rng) -> String {
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        r.string(HEX, 8),
-        r.string(HEX, 4),
-        r.string(HEX, 3),
-        r.string(HEX, 3),
-        r.string(HEX, 12)
-    )
-}
-
 fn non_luhn(r: &mut Rng, len: usize) -> String {
     loop {
         let s = format!("{}{}", 1 + r.below(9), r.string(DIGIT, len - 1));
@@ -563,7 +505,7 @@ pub fn negatives(rules: &[Rule], count: usize, seed: u64) -> Vec<Sample> {
             ),
             8 => (
                 "words",
-                r.string_pick(&[
+                r.pick(&[
                     "tokenizer loaded 32000 entries",
                     "token expired, refreshing session",
                     "password reset requested for user",
@@ -573,11 +515,12 @@ pub fn negatives(rules: &[Rule], count: usize, seed: u64) -> Vec<Sample> {
                     "passwordless login enabled",
                     "max_tokens=4096 temperature=0.2",
                     "token_count=812 prompt_tokens=512",
-                ]),
+                ])
+                .to_string(),
             ),
             9 => (
                 "placeholder",
-                r.string_pick(&[
+                r.pick(&[
                     "password=${DB_PASSWORD}",
                     "api_key=<redacted>",
                     "token=******** user=ci",
@@ -586,7 +529,8 @@ pub fn negatives(rules: &[Rule], count: usize, seed: u64) -> Vec<Sample> {
                     "client_secret=null",
                     "password: \"\"",
                     "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY",
-                ]),
+                ])
+                .to_string(),
             ),
             10 => (
                 "url",
@@ -660,7 +604,7 @@ pub fn negatives(rules: &[Rule], count: usize, seed: u64) -> Vec<Sample> {
             ),
             _ => {
                 let mut o = b"{\"level\":\"info\",\"msg\":\"".to_vec();
-                o.extend(json_escape(text.as_bytes()));
+                o.extend_from_slice(json_escape(&text).as_bytes());
                 o.extend_from_slice(b"\"}");
                 (o, ())
             }
@@ -685,10 +629,4 @@ pub fn negatives(rules: &[Rule], count: usize, seed: u64) -> Vec<Sample> {
         }
     }
     out
-}
-
-impl Rng {
-    fn string_pick(&mut self, xs: &[&str]) -> String {
-        xs[self.below(xs.len() as u64) as usize].to_string()
-    }
 }

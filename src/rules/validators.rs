@@ -242,9 +242,11 @@ fn pypi_macaroon(secret: &[u8]) -> bool {
     }
 }
 
-/// Bech32 (BIP-173) checksum check, case-insensitive, any length.
-pub fn bech32(secret: &[u8]) -> bool {
-    const CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+/// The Bech32 alphabet (value = index).
+pub const BECH32_CHARSET: &[u8; 32] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+/// BIP-173 checksum polynomial over 5-bit values.
+pub fn bech32_polymod(values: impl IntoIterator<Item = u8>) -> u32 {
     const GEN: [u32; 5] = [
         0x3b6a_57b2,
         0x2650_8e6d,
@@ -252,24 +254,6 @@ pub fn bech32(secret: &[u8]) -> bool {
         0x3d42_33dd,
         0x2a14_62b3,
     ];
-    let s: Vec<u8> = secret.iter().map(u8::to_ascii_lowercase).collect();
-    let Some(sep) = memchr::memrchr(b'1', &s) else {
-        return false;
-    };
-    if sep == 0 || s.len() - sep - 1 < 6 {
-        return false;
-    }
-    let (hrp, data) = (&s[..sep], &s[sep + 1..]);
-    let mut values = Vec::with_capacity(hrp.len() * 2 + 1 + data.len());
-    values.extend(hrp.iter().map(|c| c >> 5));
-    values.push(0);
-    values.extend(hrp.iter().map(|c| c & 31));
-    for c in data {
-        match CHARSET.iter().position(|x| x == c) {
-            Some(v) => values.push(v as u8),
-            None => return false,
-        }
-    }
     let mut chk: u32 = 1;
     for v in values {
         let top = chk >> 25;
@@ -280,7 +264,35 @@ pub fn bech32(secret: &[u8]) -> bool {
             }
         }
     }
-    chk == 1
+    chk
+}
+
+/// The human-readable part expanded for the checksum: high bits, 0, low bits.
+pub fn bech32_hrp_expand(hrp: &[u8]) -> Vec<u8> {
+    let mut v: Vec<u8> = hrp.iter().map(|c| c >> 5).collect();
+    v.push(0);
+    v.extend(hrp.iter().map(|c| c & 31));
+    v
+}
+
+/// Bech32 (BIP-173) checksum check, case-insensitive, any length.
+pub fn bech32(secret: &[u8]) -> bool {
+    let s: Vec<u8> = secret.iter().map(u8::to_ascii_lowercase).collect();
+    let Some(sep) = memchr::memrchr(b'1', &s) else {
+        return false;
+    };
+    if sep == 0 || s.len() - sep - 1 < 6 {
+        return false;
+    }
+    let (hrp, data) = (&s[..sep], &s[sep + 1..]);
+    let mut values = bech32_hrp_expand(hrp);
+    for c in data {
+        match BECH32_CHARSET.iter().position(|x| x == c) {
+            Some(v) => values.push(v as u8),
+            None => return false,
+        }
+    }
+    bech32_polymod(values) == 1
 }
 
 /// Shannon entropy of the byte distribution, in bits per byte.
