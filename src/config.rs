@@ -70,13 +70,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "config file {}: {}",
-                path.display(),
-                e.to_string().trim_end().replace('\n', " ")
-            )
-        })?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| toml_error(&e, &text, &format!("config file {}", path.display())))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for d in cfg.rules.dirs.iter_mut() {
             if d.is_relative() {
@@ -113,6 +108,36 @@ impl Config {
             Template::parse(t)?;
         }
         Ok(())
+    }
+}
+
+/// A TOML error as one line, `origin: line L, column C: message`, without the quoted source
+/// line that `toml` prints (a misplaced key would be echoed to stderr) and with quoted values
+/// in the message cut to their first 4 characters.
+pub(crate) fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> anyhow::Error {
+    let mut msg = String::new();
+    let raw = e.message().replace('\n', " ");
+    let mut parts = raw.split('"');
+    if let Some(first) = parts.next() {
+        msg.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        msg.push('"');
+        // Odd pieces are inside quotes.
+        if i % 2 == 0 {
+            msg.push_str(&crate::rules::preview(part));
+        } else {
+            msg.push_str(part);
+        }
+    }
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            anyhow::anyhow!("{origin}: line {line}, column {col}: {}", msg.trim_end())
+        }
+        None => anyhow::anyhow!("{origin}: {}", msg.trim_end()),
     }
 }
 
@@ -202,6 +227,29 @@ mod tests {
         let cfg = Config::load(&path).unwrap();
         assert!(cfg.template.is_some());
         assert_eq!(cfg.keys.len(), 2);
+    }
+
+    #[test]
+    fn config_errors_do_not_echo_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[[keys]]\nid = \"k\"\nkey = \"hex:SECRETKEYMATERIAL\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("line 3") && e.contains("key"), "{e}");
+        assert!(
+            !e.contains("SECRETKEYMATERIAL"),
+            "config error echoes a value"
+        );
+        std::fs::write(&p, "threads = \"hex:SECRETKEYMATERIAL\"\n").unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(
+            e.contains("line 1") && !e.contains("SECRETKEYMATERIAL"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -240,6 +240,17 @@ impl Keyring {
             let key = match (&spec.file, &spec.env) {
                 (Some(file), None) => Key::from_file(&spec.id, file)?,
                 (None, Some(var)) => {
+                    // Refuse what is not a variable name without echoing it: a key pasted
+                    // into `env =` by mistake must not reach stderr.
+                    if var.is_empty()
+                        || var.as_bytes()[0].is_ascii_digit()
+                        || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    {
+                        bail!(
+                            "key '{}': 'env' must name an environment variable (letters, digits, _)",
+                            spec.id
+                        );
+                    }
                     let value = Zeroizing::new(std::env::var(var).map_err(|_| {
                         anyhow::anyhow!(
                             "key '{}': environment variable {var} is not set or not UTF-8",

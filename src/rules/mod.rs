@@ -292,9 +292,8 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
 
 /// Parses one pack file. Returns the pack id, its description and its rules.
 pub fn parse_pack(text: &str, origin: &str) -> Result<(String, String, Vec<Rule>)> {
-    let file: PackFile = toml::from_str(text).map_err(|e| {
-        anyhow::anyhow!("{origin}: {}", e.to_string().trim_end().replace('\n', " "))
-    })?;
+    let file: PackFile =
+        toml::from_str(text).map_err(|e| crate::config::toml_error(&e, text, origin))?;
     let pack = file.pack.id.clone();
     let mut rules = Vec::with_capacity(file.rules.len());
     for spec in file.rules {
