@@ -713,3 +713,76 @@ fn every_planted_secret_is_gone() {
         "{changed} lines without a planted secret were changed"
     );
 }
+
+#[test]
+fn json_lines_stay_valid_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, labels) = corpus_file(dir.path(), 16, 21, 0.05);
+    assert!(!labels.is_empty());
+    let out = dir.path().join("out.log");
+    let o = keyed()
+        .args([input.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = std::fs::read(&input).unwrap();
+    let b = std::fs::read(&out).unwrap();
+    let (mut json, mut redacted_json, mut broken) = (0, 0, 0);
+    for (x, y) in a.split(|&c| c == b'\n').zip(b.split(|&c| c == b'\n')) {
+        if serde_json::from_slice::<serde_json::Value>(x).is_ok() {
+            json += 1;
+            redacted_json += (x != y) as usize;
+            if serde_json::from_slice::<serde_json::Value>(y).is_err() {
+                broken += 1;
+            }
+        }
+    }
+    assert!(
+        json > 10_000 && redacted_json > 500,
+        "json {json}, redacted {redacted_json}"
+    );
+    assert_eq!(
+        broken, 0,
+        "{broken} of {redacted_json} redacted JSON lines no longer parse"
+    );
+}
+
+#[test]
+fn stdin_in_small_pieces_equals_the_file_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, _) = corpus_file(dir.path(), 1, 33, 0.05);
+    let data = std::fs::read(&input).unwrap();
+    let whole = keyed().arg(input.to_str().unwrap()).output().unwrap();
+    assert!(whole.status.success());
+    let mut child = keyed()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // 1-100 byte pieces, with a pause now and then so that reads see partial lines.
+        let mut pos = 0;
+        let mut n: u64 = 7;
+        while pos < data.len() {
+            n = n
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = 1 + (n >> 33) as usize % 100;
+            let end = (pos + len).min(data.len());
+            stdin.write_all(&data[pos..end]).unwrap();
+            stdin.flush().unwrap();
+            if (n >> 20) % 64 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            pos = end;
+        }
+    });
+    let piecewise = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(piecewise.status.success());
+    assert!(
+        piecewise.stdout == whole.stdout,
+        "stdin in pieces gave different output from the file"
+    );
+}

@@ -163,7 +163,8 @@ fn merge(findings: &mut Vec<Finding>, rules: &[Rule]) {
     if findings.len() < 2 {
         return;
     }
-    findings.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    // The rule index breaks ties, so the naming never depends on how records were batched.
+    findings.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end), f.rule));
     let mut out = 0;
     for i in 1..findings.len() {
         let f = findings[i];
