@@ -786,3 +786,38 @@ fn stdin_in_small_pieces_equals_the_file_run() {
         "stdin in pieces gave different output from the file"
     );
 }
+
+#[test]
+fn a_trickle_of_lines_is_forwarded_without_waiting_for_more() {
+    use std::io::BufRead;
+    let mut child = keyed()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for i in 0..3 {
+        // One line, then wait for it to come out while stdin stays open, as from a shipper.
+        writeln!(stdin, "event {i} password=trickle{i}pw").unwrap();
+        stdin.flush().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut line = String::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                stdout.read_line(&mut line).unwrap();
+                let _ = tx.send(());
+            });
+            let got = rx.recv_timeout(std::time::Duration::from_secs(20));
+            if got.is_err() {
+                let _ = child.kill();
+            }
+        });
+        assert!(
+            line.starts_with(&format!("event {i} password=[REDACTED:")),
+            "line {i} was held back"
+        );
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
