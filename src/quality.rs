@@ -17,7 +17,7 @@ use base64::Engine as _;
 use crate::corpus::{json_escape, uuid, Rng, B64, HEX};
 use crate::engine::Matcher;
 use crate::rules::validators::{
-    base62_6, bech32_hrp_expand, bech32_polymod, luhn, Validator, BECH32_CHARSET,
+    base36, base62_6, bech32_hrp_expand, bech32_polymod, luhn, Validator, BECH32_CHARSET,
 };
 use crate::rules::Rule;
 
@@ -260,7 +260,14 @@ fn repair(rule: &Rule, original: &[u8], s: &mut Vec<u8>, r: &mut Rng) {
                     }
                 }
             }
-            Validator::UsSsn | Validator::PypiMacaroon | Validator::Jwt => {}
+            Validator::GitlabRoutable => {
+                let n = s.len();
+                if n > 7 {
+                    let crc = base36(crc32fast::hash(&s[..n - 7]), 7);
+                    s[n - 7..].copy_from_slice(&crc);
+                }
+            }
+            Validator::UsSsn | Validator::PypiMacaroon | Validator::Jwt | Validator::PemArmour => {}
         }
     }
 }

@@ -24,6 +24,11 @@ pub enum Validator {
     PypiMacaroon,
     /// Bech32 (BIP-173) checksum, as in age secret keys.
     AgeBech32,
+    /// GitLab routable token: `<prefix><base64url payload>.<len:2 base36><crc32:7 base36>`.
+    GitlabRoutable,
+    /// PEM armour: a `BEGIN … PRIVATE KEY` line, a matching `END` line if any, and a body of
+    /// base64 (with optional `Name: value` header lines).
+    PemArmour,
 }
 
 impl Validator {
@@ -69,6 +74,16 @@ impl Validator {
             Validator::AgeBech32,
             "valid Bech32 (BIP-173) checksum over the whole key",
         ),
+        (
+            "gitlab-routable",
+            Validator::GitlabRoutable,
+            "base36 payload length and CRC32 of a GitLab routable token agree",
+        ),
+        (
+            "pem-armour",
+            Validator::PemArmour,
+            "BEGIN/END labels agree and the body is base64 (PEM private keys)",
+        ),
     ];
 
     pub fn from_name(name: &str) -> Option<Validator> {
@@ -96,6 +111,8 @@ impl Validator {
             Validator::UsSsn => us_ssn(secret),
             Validator::PypiMacaroon => pypi_macaroon(secret),
             Validator::AgeBech32 => bech32(secret),
+            Validator::GitlabRoutable => gitlab_routable(secret),
+            Validator::PemArmour => pem_armour(secret),
         }
     }
 }
@@ -240,6 +257,101 @@ fn pypi_macaroon(secret: &[u8]) -> bool {
         Ok(raw) => memchr::memmem::find(&raw, b"pypi.org").is_some(),
         Err(_) => false,
     }
+}
+
+/// `n` in lowercase base36, left-padded with `0` to `width` digits.
+pub fn base36(mut n: u32, width: usize) -> Vec<u8> {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(width);
+    while n > 0 {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+    }
+    while out.len() < width {
+        out.push(b'0');
+    }
+    out.reverse();
+    out
+}
+
+/// GitLab routable tokens end in `.` + the payload length (2 base36 digits) + CRC32 of
+/// everything before the CRC (7 base36 digits).
+fn gitlab_routable(secret: &[u8]) -> bool {
+    let n = secret.len();
+    if n < 11 || secret[n - 10] != b'.' {
+        return false;
+    }
+    let Ok(len_text) = std::str::from_utf8(&secret[n - 9..n - 7]) else {
+        return false;
+    };
+    let Ok(payload_len) = usize::from_str_radix(len_text, 36) else {
+        return false;
+    };
+    if payload_len == 0 || payload_len > n - 10 {
+        return false;
+    }
+    let payload = &secret[n - 10 - payload_len..n - 10];
+    if !payload
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return false;
+    }
+    base36(crc32fast::hash(&secret[..n - 7]), 7) == secret[n - 7..]
+}
+
+/// PEM armour of a private key, with real newlines or `\n` escapes.
+fn pem_armour(secret: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(secret);
+    let Some(begin) = text.find("-----BEGIN ") else {
+        return false;
+    };
+    let after = &text[begin + 11..];
+    let Some(end_of_label) = after.find("-----") else {
+        return false;
+    };
+    let label = &after[..end_of_label];
+    if !label.contains("PRIVATE KEY") {
+        return false;
+    }
+    let mut body = &after[end_of_label + 5..];
+    if let Some(end) = body.find("-----END ") {
+        let rest = &body[end + 9..];
+        if !rest.starts_with(label) {
+            return false;
+        }
+        body = &body[..end];
+    }
+    // Split into lines on real newlines and on escaped ones (`\n`, `\\n`, `\r`).
+    let normalized = body
+        .replace("\\r", "\n")
+        .replace("\\n", "\n")
+        .replace('\\', "");
+    // A BEGIN line that ends its record: the body follows in the next records.
+    if normalized.trim().is_empty() {
+        return true;
+    }
+    let mut longest = 0;
+    for line in normalized.split(['\n', '\r']) {
+        let line = line.trim();
+        let header = line.split_once(": ").is_some_and(|(k, _)| {
+            !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if line.is_empty() || header {
+            continue; // header line such as `Proc-Type: 4,ENCRYPTED`
+        }
+        for word in line.split_ascii_whitespace() {
+            if !word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+            {
+                return false;
+            }
+            longest = longest.max(word.len());
+        }
+    }
+    // Key bodies come in long base64 runs (64 per line); prose does not.
+    longest >= 16
 }
 
 /// The Bech32 alphabet (value = index).
@@ -475,6 +587,42 @@ mod tests {
         assert!(bech32(b"abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw"));
         assert!(!bech32(b"abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxx"));
         assert!(!bech32(b"nosep"));
+    }
+
+    #[test]
+    fn gitlab_routable_tokens() {
+        // Made here with the published construction (CRC32 over prefix, payload and length).
+        for t in [
+            "glpat-YzoxCm86MnMKdTo5emvn7udhXvNfMOSbSC4VyudQEA.160uhi63i",
+            "glrt-t1_YzoxCm86NQpwOmFiByAeEmF7D-2n4WR3lv8CKxA.130pw0zus",
+            "glpat-bzoxYgp1OjNm6o7QKoKhdZMPIzfNN5TFIhA.0z179c8h9",
+        ] {
+            assert!(Validator::GitlabRoutable.check(t.as_bytes()), "{t}");
+            let mut bad = t.as_bytes().to_vec();
+            bad[8] ^= 1;
+            assert!(!Validator::GitlabRoutable.check(&bad));
+        }
+        assert!(!Validator::GitlabRoutable.check(b"glpat-abcdefghijklmnopqrst"));
+    }
+
+    #[test]
+    fn pem_armour_checks_labels_and_body() {
+        let ok = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n-----END RSA PRIVATE KEY-----";
+        assert!(Validator::PemArmour.check(ok.as_bytes()));
+        assert!(Validator::PemArmour.check(ok.replace("\n", "\\n").as_bytes()));
+        let enc = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nMIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgO\n-----END RSA PRIVATE KEY-----";
+        assert!(Validator::PemArmour.check(enc.as_bytes()));
+        assert!(!Validator::PemArmour.check(ok.replace("END RSA", "END EC").as_bytes()));
+        assert!(!Validator::PemArmour
+            .check(b"-----BEGIN PRIVATE KEY----- paste your key here -----END PRIVATE KEY-----"));
+        assert!(!Validator::PemArmour.check(
+            b"-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n-----END CERTIFICATE-----"
+        ));
+        assert!(Validator::PemArmour.check(b"-----BEGIN EC PRIVATE KEY-----"));
+        // A truncated block (no END) still counts.
+        assert!(Validator::PemArmour.check(
+            b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"
+        ));
     }
 
     #[test]
