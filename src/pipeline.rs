@@ -20,12 +20,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::config::PipelineConfig;
+use crate::engine::multiline::{self, Carry};
 use crate::engine::{Engine, Redacted};
 use crate::framer::LineBatchDecoder;
 use crate::metrics::Stats;
 
 struct Job {
     batch: Bytes,
+    /// Private-key block state at the start of the batch (see `engine::multiline`).
+    carry: Carry,
     emit: bool,
     reply: oneshot::Sender<Redacted>,
 }
@@ -70,7 +73,7 @@ fn worker(engine: Engine, rx: Arc<Mutex<std_mpsc::Receiver<Job>>>) {
         };
         let Ok(job) = job else { return };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            engine.redact(&job.batch, &mut scratch, job.emit)
+            engine.redact_from(&job.batch, job.carry, &mut scratch, job.emit)
         }));
         match result {
             Ok(r) => {
@@ -155,10 +158,23 @@ impl Pipeline {
             LineBatchDecoder::new(self.opts.read_buffer_bytes, self.opts.max_record_bytes);
         let capacity = self.opts.read_buffer_bytes;
         let input_name = name.to_string();
+        let multiline = self.engine.matcher().tracks_multiline();
         let reader = tokio::spawn(async move {
-            let submit = |batch: Bytes| {
+            // State that crosses records belongs to this input alone, and is computed in
+            // input order here, so that the batches themselves can run in parallel.
+            let mut carry = Carry::default();
+            let mut submit = |batch: Bytes| {
+                let start = carry;
+                if multiline {
+                    carry = multiline::walk(carry, &batch, |_| {});
+                }
                 let (reply, result) = oneshot::channel();
-                let _ = jobs.send(Job { batch, emit, reply });
+                let _ = jobs.send(Job {
+                    batch,
+                    carry: start,
+                    emit,
+                    reply,
+                });
                 Msg::Batch {
                     read_at: Instant::now(),
                     result,

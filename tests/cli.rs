@@ -821,3 +821,60 @@ fn a_trickle_of_lines_is_forwarded_without_waiting_for_more() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn private_key_one_line_per_record_across_batches_but_not_across_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[pipeline]\nread_buffer_bytes = 4096\n").unwrap();
+    // Filler so that the key straddles several small batches.
+    let mut a = String::new();
+    for i in 0..300 {
+        a.push_str(&format!("2026-11-02T10:00:00Z INFO filler line {i}\n"));
+    }
+    let body: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                "MIIEpAIBAAKCAQEA{:0>48}",
+                format!("{i}x9Qz7Kw2Lm4Np6Rt8Vb0Yc3Ef5Hj1")
+            )
+        })
+        .collect();
+    a.push_str("Nov  2 10:00:01 app[1]: -----BEGIN RSA PRIVATE KEY-----\n");
+    for line in &body {
+        a.push_str(&format!("Nov  2 10:00:01 app[1]: {line}\n"));
+    }
+    a.push_str("Nov  2 10:00:01 app[1]: -----END RSA PRIVATE KEY-----\nafter the key\n");
+    // The first input ends inside a (truncated) block; the second must not inherit it.
+    a.push_str("-----BEGIN EC PRIVATE KEY-----\n");
+    let b = "MIIBszCCAVmgAwIBAgIUQ0123456789abcdefABCDEF\nsecond input line\n";
+    let pa = dir.path().join("a.log");
+    let pb = dir.path().join("b.log");
+    std::fs::write(&pa, &a).unwrap();
+    std::fs::write(&pb, b).unwrap();
+    let o = keyed()
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            pa.to_str().unwrap(),
+            pb.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        out.lines().count(),
+        a.lines().count() + b.lines().count(),
+        "records were merged or split"
+    );
+    for (i, line) in body.iter().enumerate() {
+        assert!(!out.contains(line.as_str()), "key body line {i} leaked");
+    }
+    assert!(out.contains("-----END RSA PRIVATE KEY-----\nafter the key\n"));
+    assert!(
+        out.ends_with(b),
+        "state leaked from the first input into the second"
+    );
+}

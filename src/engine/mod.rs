@@ -6,6 +6,7 @@
 //! output of a batch is a list of [`Bytes`] slices of the input with the replacement texts in
 //! between.
 
+pub mod multiline;
 pub mod prefilter;
 
 use std::sync::Arc;
@@ -16,7 +17,11 @@ use regex_automata::{meta, util::captures::Captures, Input};
 
 use crate::fingerprint::{Fingerprint, Keyring, Template};
 use crate::rules::Rule;
+use multiline::Carry;
 use prefilter::Prefilter;
+
+/// The rule that names private-key bodies found across records.
+pub const MULTILINE_KEY_RULE: &str = "pem-private-key";
 
 /// One secret found: a byte span of the batch (or record) and the rule that names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,9 @@ pub struct Finding {
 pub struct Matcher {
     rules: Vec<Rule>,
     prefilter: Prefilter,
+    /// Index of [`MULTILINE_KEY_RULE`] when it is enabled: private keys spread over records
+    /// are followed only then.
+    key_rule: Option<u16>,
 }
 
 /// Per-thread mutable state: regex caches and reusable buffers. Made by
@@ -50,11 +58,25 @@ impl Matcher {
     pub fn new(rules: Vec<Rule>) -> Matcher {
         assert!(rules.len() < u16::MAX as usize, "too many rules");
         let prefilter = Prefilter::new(&rules);
-        Matcher { rules, prefilter }
+        let key_rule = rules
+            .iter()
+            .position(|r| r.id == MULTILINE_KEY_RULE)
+            .map(|i| i as u16);
+        Matcher {
+            rules,
+            prefilter,
+            key_rule,
+        }
     }
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// True when records carry state into the next ones (private keys one line per record):
+    /// the pipeline then computes each batch's starting [`Carry`] in input order.
+    pub fn tracks_multiline(&self) -> bool {
+        self.key_rule.is_some()
     }
 
     pub fn scratch(&self) -> Scratch {
@@ -79,11 +101,32 @@ impl Matcher {
         scratch.findings
     }
 
-    /// Scans a batch of records; leaves the merged findings, sorted by position, in
-    /// `scratch.findings`. Returns them as a slice too.
+    /// Scans a batch of records that starts outside any private-key block.
     pub fn scan<'s>(&self, batch: &[u8], scratch: &'s mut Scratch) -> &'s [Finding] {
+        self.scan_from(batch, Carry::default(), scratch)
+    }
+
+    /// Scans a batch of records, starting in state `carry` (from the input's earlier
+    /// batches); leaves the merged findings, sorted by position, in `scratch.findings`.
+    pub fn scan_from<'s>(
+        &self,
+        batch: &[u8],
+        carry: Carry,
+        scratch: &'s mut Scratch,
+    ) -> &'s [Finding] {
         scratch.cands.clear();
         scratch.findings.clear();
+        // 0. Private-key bodies spread over records.
+        if let Some(rule) = self.key_rule {
+            let findings = &mut scratch.findings;
+            multiline::walk(carry, batch, |span| {
+                findings.push(Finding {
+                    start: span.start,
+                    end: span.end,
+                    rule,
+                })
+            });
+        }
         // 1. Prefilter: which records, which rules. A (record, rule) pair is queued once:
         // `stamps[rule]` holds the start of the last record queued for that rule (records come
         // in order within each pass, and a rule belongs to one pass only).
@@ -118,6 +161,7 @@ impl Matcher {
                 }
             });
         if cands.is_empty() {
+            merge(&mut scratch.findings, &self.rules);
             return &scratch.findings;
         }
         // 2.+3. Confirm with the rule's regex on the record, validate the secret.
@@ -240,8 +284,19 @@ impl Engine {
     /// Redacts one batch of whole records. With `emit == false` (scan mode) only the
     /// findings are computed and `chunks` stays empty.
     pub fn redact(&self, batch: &Bytes, scratch: &mut Scratch, emit: bool) -> Redacted {
+        self.redact_from(batch, Carry::default(), scratch, emit)
+    }
+
+    /// [`Engine::redact`] for a batch that starts in state `carry`.
+    pub fn redact_from(
+        &self,
+        batch: &Bytes,
+        carry: Carry,
+        scratch: &mut Scratch,
+        emit: bool,
+    ) -> Redacted {
         let t0 = Instant::now();
-        let findings = self.matcher.scan(batch, scratch);
+        let findings = self.matcher.scan_from(batch, carry, scratch);
         let key = self.keyring.active();
         let mut out = Redacted {
             records: count_records(batch),
