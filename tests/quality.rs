@@ -36,6 +36,31 @@ fn recall_and_false_positives_of_the_rule_library() {
     let mut scratch = m.scratch();
 
     let pos = positives(&rules, 12, 2026);
+    // Redacted JSON stays JSON: every sample line that parses still parses after its findings
+    // are replaced (the default template has no quotes or backslashes).
+    let mut json_lines = 0;
+    for s in &pos {
+        if serde_json::from_slice::<serde_json::Value>(&s.line).is_err() {
+            continue;
+        }
+        json_lines += 1;
+        let findings = m.scan(&s.line, &mut scratch).to_vec();
+        let mut out = Vec::with_capacity(s.line.len());
+        let mut at = 0;
+        for f in &findings {
+            out.extend_from_slice(&s.line[at..f.start]);
+            out.extend_from_slice(b"[REDACTED:x:k1:0123456789abcdef]");
+            at = f.end;
+        }
+        out.extend_from_slice(&s.line[at..]);
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&out).is_ok(),
+            "redacting a {} sample ({}) broke its JSON",
+            s.rule,
+            s.wrapper
+        );
+    }
+    assert!(json_lines > 5000, "only {json_lines} JSON samples");
     let mut fam: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut wrap: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut missed_rules: BTreeMap<String, usize> = BTreeMap::new();

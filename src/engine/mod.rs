@@ -161,7 +161,7 @@ impl Matcher {
                 }
             });
         if cands.is_empty() {
-            merge(&mut scratch.findings, &self.rules);
+            finish(batch, &mut scratch.findings, &self.rules);
             return &scratch.findings;
         }
         // 2.+3. Confirm with the rule's regex on the record, validate the secret.
@@ -190,7 +190,7 @@ impl Matcher {
             }
         }
         // 4. Merge overlapping findings; the higher-priority (then longer) rule names them.
-        merge(&mut scratch.findings, &self.rules);
+        finish(batch, &mut scratch.findings, &self.rules);
         &scratch.findings
     }
 }
@@ -201,6 +201,46 @@ fn followed(window: &[u8], lits: &[Vec<u8>]) -> bool {
         [b] => memchr::memchr(*b, window).is_some(),
         l => memchr::memmem::find(window, l).is_some(),
     })
+}
+
+/// Aligns every finding to escape sequences, then merges overlaps.
+fn finish(batch: &[u8], findings: &mut Vec<Finding>, rules: &[Rule]) {
+    for f in findings.iter_mut() {
+        align_to_escapes(batch, f);
+    }
+    findings.retain(|f| f.start < f.end);
+    merge(findings, rules);
+}
+
+/// Number of backslashes right before `pos`.
+fn backslashes_before(hay: &[u8], pos: usize) -> usize {
+    hay[..pos].iter().rev().take_while(|&&b| b == b'\\').count()
+}
+
+/// Moves a finding's edges so that it never splits a backslash escape (`\"`, `\\`, `\n`,
+/// `\uXXXX`): a replacement that left half an escape behind would end a JSON string early or
+/// make it invalid. An escape cut at the start is taken in whole; a backslash dangling at the
+/// end is left out.
+fn align_to_escapes(hay: &[u8], f: &mut Finding) {
+    if backslashes_before(hay, f.start) % 2 == 1 {
+        f.start -= 1;
+    } else {
+        // Inside the hex digits of `\uXXXX`?
+        for k in 1..=3 {
+            let s = f.start;
+            if s > k + 1
+                && hay[s - k - 1] == b'u'
+                && hay[s - k..s].iter().all(u8::is_ascii_hexdigit)
+                && backslashes_before(hay, s - k - 1) % 2 == 1
+            {
+                f.start = s - k - 2;
+                break;
+            }
+        }
+    }
+    if f.end > f.start && backslashes_before(hay, f.end) % 2 == 1 {
+        f.end -= 1;
+    }
 }
 
 fn merge(findings: &mut Vec<Finding>, rules: &[Rule]) {
@@ -510,6 +550,32 @@ reject_before = '''order_id='''
         assert_eq!(m.find(b"token expired; token=zz9988xx").len(), 1);
         assert_eq!(m.find(b"card 4111111111111111 ok").len(), 1);
         assert!(m.find(b"order_id=4111111111111111 ok").is_empty());
+    }
+
+    #[test]
+    fn findings_never_split_an_escape() {
+        let hay: &[u8] = br#"{"a":"x\"secret\u0041b\\c\n"}"#;
+        let at = |needle: &[u8]| memchr::memmem::find(hay, needle).unwrap();
+        let span = |start: usize, end: usize| {
+            let mut f = Finding {
+                start,
+                end,
+                rule: 0,
+            };
+            align_to_escapes(hay, &mut f);
+            &hay[f.start..f.end]
+        };
+        // The span starts on an escaped quote: the backslash goes with it.
+        assert_eq!(
+            span(at(br#"\"secret"#) + 1, at(b"secret") + 6),
+            br#"\"secret"#
+        );
+        // The span ends on the backslash of `\u0041`: it stays out.
+        assert_eq!(span(at(b"secret"), at(br#"\u0041"#) + 1), b"secret");
+        // The span starts inside the hex digits of `\u0041`: the escape is taken in whole.
+        assert_eq!(span(at(b"0041") + 1, at(b"0041") + 4), br#"\u0041"#);
+        // `\\` before `c` is an escaped backslash, not an escape of `c`.
+        assert_eq!(span(at(br#"c\n"#), at(br#"c\n"#) + 1), b"c");
     }
 
     #[test]
