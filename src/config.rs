@@ -29,6 +29,15 @@ pub struct Config {
     pub rules: RulesConfig,
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub fields: FieldsConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsConfig {
+    /// Field names whose values are secrets whatever their shape (replaces the default list).
+    pub names: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -174,7 +183,7 @@ impl Settings {
         };
         selection.disable.extend(ov.disable.iter().cloned());
         selection.enable.extend(ov.enable.iter().cloned());
-        let rules = RuleSet::load(&dirs, &selection)?;
+        let rules = RuleSet::load(&dirs, &selection, config.fields.names.as_deref())?;
         let template = Template::parse(
             ov.template
                 .as_deref()

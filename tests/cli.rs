@@ -878,3 +878,38 @@ fn private_key_one_line_per_record_across_batches_but_not_across_inputs() {
         "state leaked from the first input into the second"
     );
 }
+
+#[test]
+fn field_names_from_the_config_redact_whole_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[fields]\nnames = [\"sessionkey\", \"password\"]\n").unwrap();
+    let input = b"{\"user\":\"bob\",\"app_sessionkey\":\"two words here\",\"retries\":3}\n{\"sessionkey\":null,\"sessionkey_len\":12}\n";
+    let mut c = keyed();
+    c.args(["run", "--config", cfg.to_str().unwrap()]);
+    let o = run_with_stdin(c, input);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("\"app_sessionkey\":\"[REDACTED:field-value-json:k1:"),
+        "{out}"
+    );
+    assert!(!out.contains("two words here"));
+    assert_eq!(lines[1], "{\"sessionkey\":null,\"sessionkey_len\":12}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["retries"], 3);
+    // Without the config the default list does not know `sessionkey`.
+    let o = run_with_stdin(keyed(), input);
+    assert!(String::from_utf8(o.stdout)
+        .unwrap()
+        .contains("two words here"));
+    // A bad name is a clear error.
+    std::fs::write(&cfg, "[fields]\nnames = [\"a b\"]\n").unwrap();
+    let mut c = keyed();
+    c.args(["run", "--config", cfg.to_str().unwrap()])
+        .stdin(Stdio::null());
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("[fields]"), "{}", stderr(&o));
+}

@@ -302,6 +302,130 @@ pub fn parse_pack(text: &str, origin: &str) -> Result<(String, String, Vec<Rule>
     Ok((pack, file.pack.description, rules))
 }
 
+/// Field names whose values are secrets whatever their shape (the `fields` pack), matched
+/// case-insensitively as the end of a key: `db_password`, `clientSecret`, `X-Api-Key`.
+pub const DEFAULT_FIELD_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "api_key",
+    "apikey",
+    "x-api-key",
+    "authorization",
+    "cookie",
+    "private_key",
+    "credentials",
+];
+
+/// Builds the `fields` pack: the whole string value of a JSON member, or the value of a
+/// `key=value` / `key: value` pair (logfmt, query strings, env, YAML, headers), whose key ends
+/// in one of `names`. Numbers, booleans and null are left alone; placeholders and empty values
+/// are not findings. Lowest priority: a specific rule names an overlapping finding.
+pub fn fields_pack(names: &[String]) -> Result<String> {
+    if names.is_empty() {
+        bail!("[fields] names is empty (disable the pack with disable = [\"fields\"] instead)");
+    }
+    for n in names {
+        if n.len() < MIN_KEYWORD_LEN
+            || !n
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            bail!("[fields] name '{n}': use 3 or more characters of [A-Za-z0-9_.-]");
+        }
+    }
+    let alt = names
+        .iter()
+        .map(|n| n.to_ascii_lowercase().replace('.', r"\."))
+        .collect::<Vec<_>>()
+        .join("|");
+    let kws = names
+        .iter()
+        .map(|n| format!("{:?}", n.to_ascii_lowercase()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let n0 = names[0].to_ascii_lowercase();
+    let key = format!(r"(?i:[a-z0-9_.-]*(?:{alt}))");
+    Ok(format!(
+        r####"[pack]
+id = "fields"
+description = "Values of secret-like fields, whatever their shape (names from [fields] in the config)"
+
+[[rules]]
+id = "field-value-json"
+description = "JSON string value of a member whose name ends in a secret-like field name"
+regex = '''"{key}"[ \t]*:[ \t]*"(?P<secret>(?:[^"\\\r\n]|\\[^\r\n])+)"'''
+keywords = [{kws}]
+followed_by = [":"]
+followed_within = 8
+priority = 5
+examples = [
+  '''{{"level":"info","msg":"login","{n0}":"two words & symbols!","user":"alice"}}''',
+  '''{{"cfg":{{"db":{{"prod_{n0}" : "p@ss w\"rd"}}}}}}''',
+]
+negative_examples = [
+  '''{{"{n0}":null,"{n0}_count":3,"{n0}s_enabled":true}}''',
+  '''{{"{n0}":"","msg":"empty {n0}"}}''',
+]
+
+[[rules]]
+id = "field-value-json-escaped"
+description = "Secret-like field in JSON escaped inside another JSON string (container logs)"
+regex = '''\\+"{key}\\+"[ \t]*:[ \t]*\\+"(?P<secret>[^"\\\r\n]+)\\+"'''
+keywords = [{kws}]
+followed_by = [":"]
+followed_within = 8
+priority = 5
+examples = [
+  '''{{"log":"{{\"{n0}\":\"two words here\"}}\n","stream":"stdout"}}''',
+  '''{{"log":"{{\"user\":\"bob\",\"app_{n0}\":\"Zx9 q\"}}\n"}}''',
+]
+negative_examples = [
+  '''{{"log":"{{\"{n0}\":null}}\n"}}''',
+]
+
+[[rules]]
+id = "field-value-assignment"
+description = "Unquoted value of a key=value or key: value pair (logfmt, query string, env, YAML, header) whose key ends in a secret-like field name"
+regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*(?P<secret>[^\s"'&;,]+)'''
+keywords = [{kws}]
+followed_by = ["=", ":"]
+followed_within = 8
+priority = 5
+examples = [
+  '''ts=2026-11-02T10:00:00Z level=info {n0}=Zx9q7w user=bob''',
+  '''GET /cb?state=ok&{n0}=AbC123xyz HTTP/1.1''',
+]
+negative_examples = [
+  '''ts=2026-11-02T10:00:00Z msg="{n0} reset requested" {n0}_len=12''',
+  '''{{"{n0}": 12345, "{n0}s": true}}''',
+]
+
+[[rules]]
+id = "field-value-assignment-quoted"
+description = "Quoted value of a key=\"value\" or key: \"value\" pair whose key ends in a secret-like field name"
+regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*"(?P<secret>[^"\r\n]+)"'''
+keywords = [{kws}]
+followed_by = ["=", ":"]
+followed_within = 8
+priority = 5
+examples = [
+  '''ts=2026-11-02T10:00:00Z level=info {n0}="two words" user=bob''',
+  '''export APP_{upper}="quoted value with spaces"''',
+]
+negative_examples = [
+  '''ts=2026-11-02T10:00:00Z msg="{n0} reset requested" {n0}_len=12''',
+]
+"####,
+        upper = n0.to_ascii_uppercase(),
+    ))
+}
+
 /// The loaded rule library with the pack of each rule.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
@@ -325,13 +449,28 @@ impl RuleSet {
         for (name, text) in BUILTIN_PACKS {
             set.add_pack(text, &format!("builtin:{name}"))?;
         }
+        let names: Vec<String> = DEFAULT_FIELD_NAMES.iter().map(|n| n.to_string()).collect();
+        set.add_pack(&fields_pack(&names)?, "builtin:fields")?;
         Ok(set)
+    }
+
+    /// Replaces the `fields` pack with one for these field names.
+    pub fn set_field_names(&mut self, names: &[String]) -> Result<()> {
+        self.add_pack(&fields_pack(names)?, "config:[fields]")?;
+        Ok(())
     }
 
     /// Built-in packs, then the packs of each directory (a pack with a built-in pack's id
     /// replaces it; a rule with a known rule id replaces that rule), then the selection.
-    pub fn load(dirs: &[PathBuf], selection: &Selection) -> Result<RuleSet> {
+    pub fn load(
+        dirs: &[PathBuf],
+        selection: &Selection,
+        field_names: Option<&[String]>,
+    ) -> Result<RuleSet> {
         let mut set = RuleSet::builtin()?;
+        if let Some(names) = field_names {
+            set.set_field_names(names)?;
+        }
         for dir in dirs {
             set.add_dir(dir)?;
         }
@@ -582,7 +721,7 @@ negative_examples = ["demo_short"]
     fn custom_dir_overrides_and_rejects_bad_examples() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("test.toml"), PACK).unwrap();
-        let set = RuleSet::load(&[dir.path().to_path_buf()], &Selection::default()).unwrap();
+        let set = RuleSet::load(&[dir.path().to_path_buf()], &Selection::default(), None).unwrap();
         assert!(set.rules.iter().any(|r| r.id == "demo-token"));
         let base = RuleSet::builtin().unwrap().rules.len();
         assert_eq!(set.rules.len(), base + 1);
@@ -591,7 +730,7 @@ negative_examples = ["demo_short"]
         std::fs::write(dir.path().join("test.toml"), bad).unwrap();
         let e = format!(
             "{:#}",
-            RuleSet::load(&[dir.path().to_path_buf()], &Selection::default()).unwrap_err()
+            RuleSet::load(&[dir.path().to_path_buf()], &Selection::default(), None).unwrap_err()
         );
         assert!(
             e.contains("test.toml") && e.contains("demo-token") && e.contains("example 2"),
