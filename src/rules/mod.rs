@@ -392,7 +392,7 @@ negative_examples = [
 [[rules]]
 id = "field-value-assignment"
 description = "Unquoted value of a key=value or key: value pair (logfmt, query string, env, YAML, header) whose key ends in a secret-like field name"
-regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*(?P<secret>[^\s"'&;,]+)'''
+regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*(?:(?i:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<secret>[^\s"'\\&;,]+)'''
 keywords = [{kws}]
 followed_by = ["=", ":"]
 followed_within = 8
