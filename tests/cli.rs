@@ -46,6 +46,19 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs logveil (keyed, no stdin) with `args`; asserts exit code 2 and one stderr line that
+/// contains every needle. Returns stderr.
+fn fails_with(args: &[&str], needles: &[&str]) -> String {
+    let o = keyed().args(args).stdin(Stdio::null()).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for n in needles {
+        assert!(err.contains(n), "missing {n:?} in: {err}");
+    }
+    err
+}
+
 /// A GitHub classic token with a valid checksum, made here.
 fn github_token(random: &str) -> String {
     let check = logveil::rules::validators::base62_6(crc32fast::hash(random.as_bytes()));
@@ -516,13 +529,7 @@ fn rules_and_packs_switch_on_and_off_from_cli_and_config() {
         .unwrap();
     assert!(row.trim_start().starts_with("disabled"), "{row}");
     // Unknown ids are errors, not silently ignored.
-    let o = keyed()
-        .args(["run", "--disable", "no-such-rule"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no-such-rule"));
+    fails_with(&["run", "--disable", "no-such-rule"], &["no-such-rule"]);
 }
 
 #[test]
@@ -533,18 +540,10 @@ fn invalid_custom_rule_is_rejected_naming_file_and_rule() {
         "[pack]\nid = \"custom\"\n[[rules]]\nid = \"broken-rule\"\ndescription = \"x\"\nregex = '''acme_([a-z'''\nkeywords = [\"acme_\"]\nexamples = [\"acme_x\", \"acme_y\"]\nnegative_examples = [\"z\"]\n",
     )
     .unwrap();
-    let o = keyed()
-        .args(["run", "--rules", dir.path().to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
-    assert!(
-        err.contains("custom.toml") && err.contains("broken-rule") && err.contains("regex"),
-        "{err}"
+    fails_with(
+        &["run", "--rules", dir.path().to_str().unwrap()],
+        &["custom.toml", "broken-rule", "regex"],
     );
-    assert_eq!(err.lines().count(), 1, "{err}");
 
     // A valid custom rule is used.
     std::fs::write(
@@ -569,20 +568,14 @@ fn bad_config_is_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "threads = \"many\"\n").unwrap();
-    let o = keyed()
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("bad.toml"), "{}", stderr(&o));
-    let o = keyed()
-        .args(["run", "--config", "/nonexistent/logveil.toml"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("/nonexistent/logveil.toml"));
+    fails_with(
+        &["run", "--config", cfg.to_str().unwrap()],
+        &["bad.toml", "line 1"],
+    );
+    fails_with(
+        &["run", "--config", "/nonexistent/logveil.toml"],
+        &["/nonexistent/logveil.toml"],
+    );
 }
 
 #[test]
@@ -906,10 +899,5 @@ fn field_names_from_the_config_redact_whole_values() {
         .contains("two words here"));
     // A bad name is a clear error.
     std::fs::write(&cfg, "[fields]\nnames = [\"a b\"]\n").unwrap();
-    let mut c = keyed();
-    c.args(["run", "--config", cfg.to_str().unwrap()])
-        .stdin(Stdio::null());
-    let o = c.output().unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("[fields]"), "{}", stderr(&o));
+    fails_with(&["run", "--config", cfg.to_str().unwrap()], &["[fields]"]);
 }
