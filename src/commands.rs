@@ -146,7 +146,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if args.stats {
         eprint!("{}", pipeline.stats.report(&rule_ids(&pipeline)));
     }
-    drop(rt);
+    // A blocking read of a quiet stdin must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result? {
         Flow::Done | Flow::OutputClosed => Ok(ExitCode::SUCCESS),
     }
@@ -188,7 +189,8 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
         }
         anyhow::Ok(())
     })?;
-    drop(rt);
+    // A blocking read of a quiet stdin must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let ids = rule_ids(&pipeline);
     let st = &pipeline.stats;
     let mut rows: Vec<(usize, u64, usize)> = st

@@ -263,7 +263,9 @@ impl Pipeline {
                 self.stats.add_latency(now - t, n);
             }
         }
-        if outcome.as_ref().ok() == Some(&Flow::OutputClosed) {
+        if outcome.as_ref().ok() != Some(&Flow::Done) {
+            // Stopped early (output closed, write error, failed batch): the reader may be
+            // waiting on a pipe that never ends, so stop it rather than wait for it.
             reader.abort();
         } else if let Err(e) = reader.await {
             if e.is_panic() {
