@@ -24,6 +24,23 @@ impl LineBatchDecoder {
     }
 }
 
+/// How far back from the end of an over-long record's window a cut looks for a separator.
+pub const CUT_LOOKBACK: usize = 8 * 1024;
+
+/// Where to cut a window of an over-long record: just after the last separator (space, tab,
+/// quote, comma, `&`, `;`) in its last [`CUT_LOOKBACK`] bytes, so that a token (and a secret)
+/// shorter than that is not split between two pieces; the whole window if there is none.
+fn piece_end(window: &[u8]) -> usize {
+    let from = window.len().saturating_sub(CUT_LOOKBACK);
+    let tail = &window[from..];
+    let a = memchr::memrchr3(b' ', b'\t', b'"', tail);
+    let b = memchr::memrchr3(b',', b'&', b';', tail);
+    match a.max(b) {
+        Some(i) => from + i + 1,
+        None => window.len(),
+    }
+}
+
 impl Decoder for LineBatchDecoder {
     type Item = Bytes;
     type Error = std::io::Error;
@@ -34,7 +51,7 @@ impl Decoder for LineBatchDecoder {
         let out = if let Some(i) = memchr::memrchr(b'\n', window) {
             Some(buf.split_to(i + 1).freeze())
         } else if buf.len() >= self.max_record {
-            Some(buf.split_to(self.max_record).freeze())
+            Some(buf.split_to(piece_end(window)).freeze())
         } else {
             None
         };
@@ -73,6 +90,20 @@ mod tests {
         assert_eq!(b.concat(), input);
         assert!(b[..b.len() - 1].iter().all(|x| x.ends_with(b"\n")));
         assert_eq!(b.last().unwrap().as_ref(), b"three without newline");
+    }
+
+    #[test]
+    fn over_long_records_are_cut_after_a_separator() {
+        let mut w = vec![b'a'; 20_000];
+        w[15_000] = b' ';
+        assert_eq!(piece_end(&w), 15_001);
+        w[19_999] = b'&';
+        assert_eq!(piece_end(&w), 20_000, "right after the last separator");
+        let w = vec![b'x'; 20_000];
+        assert_eq!(piece_end(&w), 20_000, "no separator: hard cut");
+        let mut w = vec![b'a'; 20_000];
+        w[100] = b' '; // too far back
+        assert_eq!(piece_end(&w), 20_000);
     }
 
     #[tokio::test]

@@ -901,3 +901,41 @@ fn field_names_from_the_config_redact_whole_values() {
     std::fs::write(&cfg, "[fields]\nnames = [\"a b\"]\n").unwrap();
     fails_with(&["run", "--config", cfg.to_str().unwrap()], &["[fields]"]);
 }
+
+#[test]
+fn a_secret_across_the_cut_of_an_over_long_record_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[pipeline]\nmax_record_bytes = 65536\nread_buffer_bytes = 16384\n",
+    )
+    .unwrap();
+    // One 200 KiB record without newlines; the 64 KiB mark falls inside the secret.
+    let mut line = String::new();
+    while line.len() < 65536 - 12 {
+        line.push_str("lorem ");
+    }
+    line.truncate(65536 - 12);
+    line.push_str(" password=Zq9Xw7Lm2Pn4Tk6 ");
+    while line.len() < 200 * 1024 {
+        line.push_str("ipsum ");
+    }
+    line.push('\n');
+    let mut c = keyed();
+    c.args(["run", "--config", cfg.to_str().unwrap()]);
+    let o = run_with_stdin(c, line.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let want = line.replace(
+        "Zq9Xw7Lm2Pn4Tk6",
+        &format!(
+            "[REDACTED:generic-password-assignment:k1:{}]",
+            fp("Zq9Xw7Lm2Pn4Tk6")
+        ),
+    );
+    assert!(
+        out == want,
+        "the secret across the 64 KiB cut was not redacted whole"
+    );
+}
