@@ -431,6 +431,13 @@ validators = ["luhn"]
         )
     }
 
+    /// Failure messages show secrets cut to their first 4 characters.
+    fn masked(text: &str, secrets: &[&str]) -> String {
+        secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s, &s[..4]))
+    }
+
     fn fp(e: &Engine, s: &str) -> String {
         e.keyring().active().fingerprint(s.as_bytes()).to_string()
     }
@@ -443,7 +450,8 @@ validators = ["luhn"]
             "login ok password=[REDACTED:pw:k1:{}] user=bob\n",
             fp(&e, "hunter2")
         );
-        assert_eq!(String::from_utf8(out).unwrap(), want);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out == want, "{}", masked(&out, &["hunter2"]));
     }
 
     #[test]
@@ -465,8 +473,9 @@ validators = ["luhn"]
         let e = engine();
         let out = e.redact_to_vec(b"password=ghp_abcdEFGH\n");
         let s = String::from_utf8(out).unwrap();
-        assert!(s.starts_with("password=[REDACTED:ghp:k1:"), "{s}");
-        assert_eq!(s.matches("REDACTED").count(), 1, "{s}");
+        let shown = masked(&s, &["ghp_abcdEFGH"]);
+        assert!(s.starts_with("password=[REDACTED:ghp:k1:"), "{shown}");
+        assert_eq!(s.matches("REDACTED").count(), 1, "{shown}");
     }
 
     #[test]
@@ -474,7 +483,12 @@ validators = ["luhn"]
         let e = engine();
         let input = b"a password=one1 b password=two2\nclean\nc ghp_12345678 d\n";
         let out = String::from_utf8(e.redact_to_vec(input)).unwrap();
-        assert_eq!(out.matches("[REDACTED:").count(), 3, "{out}");
+        assert_eq!(
+            out.matches("[REDACTED:").count(),
+            3,
+            "{}",
+            masked(&out, &["one1", "two2", "12345678"])
+        );
         assert!(out.contains("\nclean\n"));
         assert!(!out.contains("one1") && !out.contains("two2") && !out.contains("12345678"));
     }
@@ -501,8 +515,9 @@ validators = ["luhn"]
             e.redact_to_vec(b"pay 4111 1111 1111 1111 ok\norder 4111111111111112 ok\n"),
         )
         .unwrap();
-        assert!(out.starts_with("pay [REDACTED:card:k1:"), "{out}");
-        assert!(out.contains("order 4111111111111112 ok"), "{out}");
+        let shown = masked(&out, &["4111 1111 1111 1111"]);
+        assert!(out.starts_with("pay [REDACTED:card:k1:"), "{shown}");
+        assert!(out.contains("order 4111111111111112 ok"), "{shown}");
     }
 
     #[test]
