@@ -232,7 +232,9 @@ impl Pipeline {
                     }
                 }
             }
-            self.stats.add_batch(&r, true);
+            // Distinct fingerprints are kept for `scan`'s summary only: a long-running `run`
+            // must not grow a set with every new secret it sees (bounded memory).
+            self.stats.add_batch(&r, !emit);
             pending.push((read_at, r.records));
             // Nothing else is ready: flush now, so a trickle of records is not held back.
             if order_rx.is_empty() {
