@@ -148,9 +148,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    match result? {
-        Flow::Done | Flow::OutputClosed => Ok(ExitCode::SUCCESS),
-    }
+    // A closed output (`| head`) is a normal end, like the end of the input.
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Shuts an output down (flush, compression trailer) whatever happened before, so that

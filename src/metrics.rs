@@ -73,6 +73,15 @@ impl Stats {
         }
     }
 
+    /// Accounts records written now, read at the given instants (`(read_at, records)`), and
+    /// empties the list.
+    pub fn add_latencies(&mut self, pending: &mut Vec<(Instant, u64)>) {
+        let now = Instant::now();
+        for (read_at, n) in pending.drain(..) {
+            self.add_latency(now - read_at, n);
+        }
+    }
+
     pub fn total_findings(&self) -> u64 {
         self.findings.iter().sum()
     }

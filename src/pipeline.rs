@@ -249,21 +249,19 @@ impl Pipeline {
                         break;
                     }
                 }
-                let now = Instant::now();
-                for (t, n) in pending.drain(..) {
-                    self.stats.add_latency(now - t, n);
-                }
+                self.stats.add_latencies(&mut pending);
             }
         }
         drop(order_rx);
-        if outcome.is_ok() && outcome.as_ref().ok() == Some(&Flow::Done) {
-            if let Ok(false) = flush(&mut out).await {
-                outcome = Ok(Flow::OutputClosed);
-            }
-            let now = Instant::now();
-            for (t, n) in pending.drain(..) {
-                self.stats.add_latency(now - t, n);
-            }
+        if outcome.as_ref().ok() == Some(&Flow::Done) {
+            outcome = flush(&mut out).await.map(|open| {
+                if open {
+                    Flow::Done
+                } else {
+                    Flow::OutputClosed
+                }
+            });
+            self.stats.add_latencies(&mut pending);
         }
         if outcome.as_ref().ok() != Some(&Flow::Done) {
             // Stopped early (output closed, write error, failed batch): the reader may be

@@ -351,6 +351,11 @@ pub fn fields_pack(names: &[String]) -> Result<String> {
         .join(", ");
     let n0 = names[0].to_ascii_lowercase();
     let key = format!(r"(?i:[a-z0-9_.-]*(?:{alt}))");
+    // Every field rule runs only where a name is followed closely by `:` (JSON) or `=`/`:`.
+    let gate = |ops: &str| {
+        format!("keywords = [{kws}]\nfollowed_by = [{ops}]\nfollowed_within = 8\npriority = 5")
+    };
+    let (json_gate, assign_gate) = (gate(r#"":""#), gate(r#""=", ":""#));
     Ok(format!(
         r####"[pack]
 id = "fields"
@@ -360,10 +365,7 @@ description = "Values of secret-like fields, whatever their shape (names from [f
 id = "field-value-json"
 description = "JSON string value of a member whose name ends in a secret-like field name"
 regex = '''"{key}"[ \t]*:[ \t]*"(?P<secret>(?:[^"\\\r\n]|\\[^\r\n])+)"'''
-keywords = [{kws}]
-followed_by = [":"]
-followed_within = 8
-priority = 5
+{json_gate}
 examples = [
   '''{{"level":"info","msg":"login","{n0}":"two words & symbols!","user":"alice"}}''',
   '''{{"cfg":{{"db":{{"prod_{n0}" : "p@ss w\"rd"}}}}}}''',
@@ -377,10 +379,7 @@ negative_examples = [
 id = "field-value-json-escaped"
 description = "Secret-like field in JSON escaped inside another JSON string (container logs)"
 regex = '''\\+"{key}\\+"[ \t]*:[ \t]*\\+"(?P<secret>[^"\\\r\n]+)\\+"'''
-keywords = [{kws}]
-followed_by = [":"]
-followed_within = 8
-priority = 5
+{json_gate}
 examples = [
   '''{{"log":"{{\"{n0}\":\"two words here\"}}\n","stream":"stdout"}}''',
   '''{{"log":"{{\"user\":\"bob\",\"app_{n0}\":\"Zx9 q\"}}\n"}}''',
@@ -393,10 +392,7 @@ negative_examples = [
 id = "field-value-assignment"
 description = "Unquoted value of a key=value or key: value pair (logfmt, query string, env, YAML, header) whose key ends in a secret-like field name"
 regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*(?:(?i:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<secret>[^\s"'\\&;,]+)'''
-keywords = [{kws}]
-followed_by = ["=", ":"]
-followed_within = 8
-priority = 5
+{assign_gate}
 examples = [
   '''ts=2026-11-02T10:00:00Z level=info {n0}=Zx9q7w user=bob''',
   '''GET /cb?state=ok&{n0}=AbC123xyz HTTP/1.1''',
@@ -410,10 +406,7 @@ negative_examples = [
 id = "field-value-assignment-quoted"
 description = "Quoted value of a key=\"value\" or key: \"value\" pair whose key ends in a secret-like field name"
 regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*"(?P<secret>[^"\r\n]+)"'''
-keywords = [{kws}]
-followed_by = ["=", ":"]
-followed_within = 8
-priority = 5
+{assign_gate}
 examples = [
   '''ts=2026-11-02T10:00:00Z level=info {n0}="two words" user=bob''',
   '''export APP_{upper}="quoted value with spaces"''',
