@@ -254,13 +254,15 @@ impl Pipeline {
         }
         drop(order_rx);
         if outcome.as_ref().ok() == Some(&Flow::Done) {
-            outcome = flush(&mut out).await.map(|open| {
-                if open {
-                    Flow::Done
-                } else {
-                    Flow::OutputClosed
-                }
-            });
+            outcome = flush(&mut out).await.map(
+                |open| {
+                    if open {
+                        Flow::Done
+                    } else {
+                        Flow::OutputClosed
+                    }
+                },
+            );
             self.stats.add_latencies(&mut pending);
         }
         if outcome.as_ref().ok() != Some(&Flow::Done) {

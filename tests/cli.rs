@@ -67,6 +67,29 @@ fn fails_with(args: &[&str], needles: &[&str]) -> String {
     err
 }
 
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Writes a config file `c.toml` into `dir`; returns its path.
+fn write_config(dir: &Path, toml: &str) -> PathBuf {
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    cfg
+}
+
+/// `logveil run --config CFG` (keyed) on `input` from stdin.
+fn run_config(cfg: &Path, input: &[u8]) -> Output {
+    let mut c = keyed();
+    c.args(["run", "--config", cfg.to_str().unwrap()]);
+    run_with_stdin(c, input)
+}
+
+/// Small pieces for over-long records, so tests need only a few hundred KiB.
+const SMALL_PIECES: &str = "[pipeline]\nmax_record_bytes = 65536\nread_buffer_bytes = 16384\n";
+
 /// A GitHub classic token with a valid checksum, made here.
 fn github_token(random: &str) -> String {
     let check = logveil::rules::validators::base62_6(crc32fast::hash(random.as_bytes()));
@@ -267,8 +290,7 @@ fn missing_input_and_bad_key_file_are_clear_errors() {
     std::fs::write(&loose, KEY).unwrap();
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        chmod(&loose, 0o644);
         let o = run_with_stdin(
             {
                 let mut c = bin();
@@ -280,7 +302,7 @@ fn missing_input_and_bad_key_file_are_clear_errors() {
         assert_eq!(o.status.code(), Some(2));
         let err = stderr(&o);
         assert!(err.contains("chmod 600") && !err.contains(KEY), "{err}");
-        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chmod(&loose, 0o600);
         let o = run_with_stdin(
             {
                 let mut c = bin();
@@ -368,19 +390,14 @@ fn fingerprint_command_under_every_key() {
     )
     .unwrap();
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    chmod(&old, 0o600);
+    let cfg = write_config(
+        dir.path(),
+        &format!(
             "[[keys]]\nid = \"old\"\nfile = \"{}\"\n[[keys]]\nid = \"new\"\nenv = \"TEST_NEW_KEY\"\nactive = true\n",
             old.display()
         ),
-    )
-    .unwrap();
+    );
     let mut c = bin();
     c.env("TEST_NEW_KEY", KEY)
         .args(["fingerprint", "--config", cfg.to_str().unwrap()]);
@@ -438,12 +455,7 @@ fn fingerprint_without_a_key_is_refused() {
 #[test]
 fn gigantic_lines_pass_through_in_bounded_pieces() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[pipeline]\nmax_record_bytes = 65536\nread_buffer_bytes = 16384\n",
-    )
-    .unwrap();
+    let cfg = write_config(dir.path(), SMALL_PIECES);
     // One 3 MiB line with secrets well inside pieces, then a normal line.
     let mut line = String::new();
     line.push_str("start password=giantpw01 ");
@@ -451,14 +463,7 @@ fn gigantic_lines_pass_through_in_bounded_pieces() {
         line.push_str("abcdefghij0123456789 ");
     }
     line.push_str(" password=giantpw02 end\nnext password=giantpw03\n");
-    let o = run_with_stdin(
-        {
-            let mut c = keyed();
-            c.args(["run", "--config", cfg.to_str().unwrap()]);
-            c
-        },
-        line.as_bytes(),
-    );
+    let o = run_config(&cfg, line.as_bytes());
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     let want = line
@@ -528,15 +533,11 @@ fn rules_and_packs_switch_on_and_off_from_cli_and_config() {
     );
     // From the config: the whole pii pack off, then email back on.
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
+    let cfg = write_config(
+        dir.path(),
         "[rules]\ndisable = [\"pii\"]\nenable = [\"email-address\"]\n",
-    )
-    .unwrap();
-    let mut c = keyed();
-    c.args(["run", "--config", cfg.to_str().unwrap()]);
-    let out = String::from_utf8(run_with_stdin(c, line).stdout).unwrap();
+    );
+    let out = String::from_utf8(run_config(&cfg, line).stdout).unwrap();
     assert!(
         out.contains("[REDACTED:email-address:") && out.contains("4111 1111 1111 1111"),
         "{}",
@@ -843,8 +844,7 @@ fn a_trickle_of_lines_is_forwarded_without_waiting_for_more() {
 #[test]
 fn private_key_one_line_per_record_across_batches_but_not_across_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[pipeline]\nread_buffer_bytes = 4096\n").unwrap();
+    let cfg = write_config(dir.path(), "[pipeline]\nread_buffer_bytes = 4096\n");
     // Filler so that the key straddles several small batches.
     let mut a = String::new();
     for i in 0..300 {
@@ -900,12 +900,12 @@ fn private_key_one_line_per_record_across_batches_but_not_across_inputs() {
 #[test]
 fn field_names_from_the_config_redact_whole_values() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[fields]\nnames = [\"sessionkey\", \"password\"]\n").unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[fields]\nnames = [\"sessionkey\", \"password\"]\n",
+    );
     let input = b"{\"user\":\"bob\",\"app_sessionkey\":\"two words here\",\"retries\":3}\n{\"sessionkey\":null,\"sessionkey_len\":12}\n";
-    let mut c = keyed();
-    c.args(["run", "--config", cfg.to_str().unwrap()]);
-    let o = run_with_stdin(c, input);
+    let o = run_config(&cfg, input);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();
@@ -931,12 +931,7 @@ fn field_names_from_the_config_redact_whole_values() {
 #[test]
 fn a_secret_across_the_cut_of_an_over_long_record_is_found() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(
-        &cfg,
-        "[pipeline]\nmax_record_bytes = 65536\nread_buffer_bytes = 16384\n",
-    )
-    .unwrap();
+    let cfg = write_config(dir.path(), SMALL_PIECES);
     // One 200 KiB record without newlines; the 64 KiB mark falls inside the secret.
     let mut line = String::new();
     while line.len() < 65536 - 12 {
@@ -948,9 +943,7 @@ fn a_secret_across_the_cut_of_an_over_long_record_is_found() {
         line.push_str("ipsum ");
     }
     line.push('\n');
-    let mut c = keyed();
-    c.args(["run", "--config", cfg.to_str().unwrap()]);
-    let o = run_with_stdin(c, line.as_bytes());
+    let o = run_config(&cfg, line.as_bytes());
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     let want = line.replace(
