@@ -70,14 +70,6 @@ impl Compression {
         Compression::detect(head) == Compression::None
             && (GZIP_MAGIC.starts_with(head) || ZSTD_MAGIC.starts_with(head))
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "plain",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-        }
-    }
 }
 
 /// An opened input: a decompressed byte stream.
