@@ -660,19 +660,35 @@ fn corpus_file(
     (p, labels)
 }
 
-#[test]
-fn large_clean_corpus_is_byte_identical() {
-    let dir = tempfile::tempdir().unwrap();
-    let (input, labels) = corpus_file(dir.path(), 48, 5, 0.0);
-    assert!(labels.is_empty());
-    let out = dir.path().join("out.log");
+/// Generates a corpus file, runs `logveil [extra] FILE -o OUT` on it, and returns the input
+/// bytes, the output bytes and the labels of the planted secrets.
+fn redact_corpus(
+    dir: &Path,
+    mb: u64,
+    seed: u64,
+    rate: f64,
+    extra: &[&str],
+) -> (Vec<u8>, Vec<u8>, Vec<logveil::corpus::Label>) {
+    let (input, labels) = corpus_file(dir, mb, seed, rate);
+    let out = dir.join("out.log");
     let o = keyed()
+        .args(extra)
         .args([input.to_str().unwrap(), "-o", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let a = std::fs::read(&input).unwrap();
-    let b = std::fs::read(&out).unwrap();
+    (
+        std::fs::read(&input).unwrap(),
+        std::fs::read(&out).unwrap(),
+        labels,
+    )
+}
+
+#[test]
+fn large_clean_corpus_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, labels) = redact_corpus(dir.path(), 48, 5, 0.0, &[]);
+    assert!(labels.is_empty());
     if a != b {
         let pos = a
             .iter()
@@ -689,22 +705,8 @@ fn large_clean_corpus_is_byte_identical() {
 #[test]
 fn every_planted_secret_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, labels) = corpus_file(dir.path(), 32, 9, 0.02);
+    let (original, redacted, labels) = redact_corpus(dir.path(), 32, 9, 0.02, &["--threads", "2"]);
     assert!(labels.len() > 1000, "only {} planted", labels.len());
-    let out = dir.path().join("out.log");
-    let o = keyed()
-        .args([
-            "--threads",
-            "2",
-            input.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let original = std::fs::read(&input).unwrap();
-    let redacted = std::fs::read(&out).unwrap();
     let orig_lines: Vec<&[u8]> = original.split(|&b| b == b'\n').collect();
     let red_lines: Vec<&[u8]> = redacted.split(|&b| b == b'\n').collect();
     assert_eq!(orig_lines.len(), red_lines.len(), "record count changed");
@@ -736,16 +738,8 @@ fn every_planted_secret_is_gone() {
 #[test]
 fn json_lines_stay_valid_json() {
     let dir = tempfile::tempdir().unwrap();
-    let (input, labels) = corpus_file(dir.path(), 16, 21, 0.05);
+    let (a, b, labels) = redact_corpus(dir.path(), 16, 21, 0.05, &[]);
     assert!(!labels.is_empty());
-    let out = dir.path().join("out.log");
-    let o = keyed()
-        .args([input.to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let a = std::fs::read(&input).unwrap();
-    let b = std::fs::read(&out).unwrap();
     let (mut json, mut redacted_json, mut broken) = (0, 0, 0);
     for (x, y) in a.split(|&c| c == b'\n').zip(b.split(|&c| c == b'\n')) {
         if serde_json::from_slice::<serde_json::Value>(x).is_ok() {
