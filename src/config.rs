@@ -69,7 +69,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             read_buffer_bytes: 512 * 1024,
-            max_record_bytes: 8 * 1024 * 1024,
+            max_record_bytes: 1024 * 1024,
             batches_per_thread: 4,
         }
     }

@@ -3,16 +3,65 @@
 //! [`LineBatchDecoder`] is a tokio-util [`Decoder`]: each time the reader has read, it hands
 //! out everything up to the last newline in the buffer as one frozen [`Bytes`] (a slice of
 //! the read buffer, no copy). Under load reads are large, so batches are large; when input
-//! trickles in, each read becomes a batch at once, so latency stays low. A record longer than
-//! `max_record` is handed out in pieces of `max_record` bytes so memory stays bounded.
+//! trickles in, each read becomes a batch at once, so latency stays low.
+//!
+//! A record longer than `max_record` (a 500 MiB line with no newline) is handed out in pieces
+//! of at most `max_record` bytes, so memory stays bounded. Each piece is written once, in
+//! order, but scanned in an overlapping window: it carries up to [`OVERLAP`] bytes of the
+//! record before it ([`Batch::before`], a slice of the previous piece) and after it
+//! ([`Batch::after`], a small copy of what follows), so a secret (and its keyword) that
+//! crosses a cut is still seen whole from both sides.
 
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
+
+/// How much context a piece of an over-long record is scanned with, on each side. A secret
+/// of up to 8 KiB that crosses a cut, with a keyword up to 8 KiB before it, is seen whole
+/// from both pieces.
+pub const OVERLAP: usize = 16 * 1024;
+
+/// How far back from the end of an over-long record's window a cut looks for a separator.
+pub const CUT_LOOKBACK: usize = 8 * 1024;
+
+/// A batch of records as read, with the scan context of an over-long record cut at its
+/// edges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The bytes to redact and write: whole records, except that the first may continue an
+    /// over-long record and the last may be continued by the next batch.
+    pub data: Bytes,
+    /// When the first record continues one begun in the previous batch: the last bytes (up to
+    /// [`OVERLAP`]) of that record before this batch. Scanned, never written.
+    pub before: Bytes,
+    /// When the last record continues in the next batch: the bytes (up to [`OVERLAP`], up to
+    /// the record's end) that follow. Scanned, never written.
+    pub after: Bytes,
+    /// The last record continues in the next batch (it is counted there).
+    pub continues: bool,
+}
+
+impl Batch {
+    /// A batch of whole records.
+    pub fn whole(data: Bytes) -> Batch {
+        Batch {
+            data,
+            ..Batch::default()
+        }
+    }
+
+    /// True when the batch is scanned with context from the batches next to it.
+    pub fn windowed(&self) -> bool {
+        !self.before.is_empty() || !self.after.is_empty()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LineBatchDecoder {
     max_record: usize,
     read_chunk: usize,
+    /// The end of the last batch when its last record is not finished: the next batch's
+    /// `before`.
+    tail: Bytes,
 }
 
 impl LineBatchDecoder {
@@ -20,16 +69,65 @@ impl LineBatchDecoder {
         LineBatchDecoder {
             max_record: max_record.max(1),
             read_chunk: read_chunk.max(64),
+            tail: Bytes::new(),
         }
+    }
+
+    /// The next batch, if one is ready; at `eof` everything left is handed out.
+    fn next(&mut self, buf: &mut BytesMut, eof: bool) -> Option<Batch> {
+        // Look at most `max_record` bytes ahead, so no batch handed out is longer than that.
+        let window = &buf[..buf.len().min(self.max_record)];
+        if let Some(i) = memchr::memrchr(b'\n', window) {
+            let data = buf.split_to(i + 1).freeze();
+            return Some(self.batch(data, Bytes::new()));
+        }
+        // An over-long record: cut a piece once the context after the cut has been read.
+        if buf.len() > self.max_record && (eof || buf.len() >= self.max_record + OVERLAP) {
+            let cut = piece_end(window);
+            let rest = &buf[cut..buf.len().min(cut + OVERLAP)];
+            let after = match memchr::memchr(b'\n', rest) {
+                Some(i) => &rest[..i],
+                None => rest,
+            };
+            let after = Bytes::copy_from_slice(after);
+            let data = buf.split_to(cut).freeze();
+            let mut b = self.batch(data, after);
+            b.continues = true;
+            return Some(b);
+        }
+        if eof && !buf.is_empty() {
+            // The last record has no newline: it leaves as it came.
+            let data = buf.split().freeze();
+            return Some(self.batch(data, Bytes::new()));
+        }
+        None
+    }
+
+    fn batch(&mut self, data: Bytes, after: Bytes) -> Batch {
+        let before = std::mem::take(&mut self.tail);
+        if !data.ends_with(b"\n") {
+            // No newline at all in this batch (a piece), or the end of the input.
+            self.tail = data.slice(data.len().saturating_sub(OVERLAP)..);
+        }
+        Batch {
+            data,
+            before,
+            after,
+            continues: false,
+        }
+    }
+
+    /// Everything left in `buf` after a read error, in batches (redacted and written before
+    /// the error is reported).
+    pub fn drain(&mut self, buf: &mut BytesMut) -> Vec<Batch> {
+        std::iter::from_fn(|| self.next(buf, true)).collect()
     }
 }
 
-/// How far back from the end of an over-long record's window a cut looks for a separator.
-pub const CUT_LOOKBACK: usize = 8 * 1024;
-
 /// Where to cut a window of an over-long record: just after the last separator (space, tab,
 /// quote, comma, `&`, `;`) in its last [`CUT_LOOKBACK`] bytes, so that a token (and a secret)
-/// shorter than that is not split between two pieces; the whole window if there is none.
+/// shorter than that is usually not split between two pieces; else at the end of the window,
+/// but never inside a backslash escape.
 fn piece_end(window: &[u8]) -> usize {
     let from = window.len().saturating_sub(CUT_LOOKBACK);
     let tail = &window[from..];
@@ -37,24 +135,34 @@ fn piece_end(window: &[u8]) -> usize {
     let b = memchr::memrchr3(b',', b'&', b';', tail);
     match a.max(b) {
         Some(i) => from + i + 1,
-        None => window.len(),
+        None => outside_escape(window, window.len()),
     }
 }
 
+/// `end`, or the start of the backslash escape (`\"`, `\uXXXX`) that `end` would split.
+fn outside_escape(hay: &[u8], end: usize) -> usize {
+    for k in 1..=5.min(end) {
+        let i = end - k;
+        if hay[i] != b'\\' {
+            continue;
+        }
+        let run = hay[..=i].iter().rev().take_while(|&&b| b == b'\\').count();
+        if run % 2 == 0 {
+            // An escaped backslash, which `end` does not split.
+            return end;
+        }
+        let len = if hay.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+        return if k < len && i > 0 { i } else { end };
+    }
+    end
+}
+
 impl Decoder for LineBatchDecoder {
-    type Item = Bytes;
+    type Item = Batch;
     type Error = std::io::Error;
 
-    fn decode(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
-        // Look at most `max_record` bytes ahead, so no piece handed out is longer than that.
-        let window = &buf[..buf.len().min(self.max_record)];
-        let out = if let Some(i) = memchr::memrchr(b'\n', window) {
-            Some(buf.split_to(i + 1).freeze())
-        } else if buf.len() >= self.max_record {
-            Some(buf.split_to(piece_end(window)).freeze())
-        } else {
-            None
-        };
+    fn decode(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Batch>> {
+        let out = self.next(buf, false);
         // Keep room for one large read, so the next read fills a whole batch.
         if buf.capacity() - buf.len() < self.read_chunk / 2 {
             buf.reserve(self.read_chunk);
@@ -62,13 +170,8 @@ impl Decoder for LineBatchDecoder {
         Ok(out)
     }
 
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
-        match self.decode(buf)? {
-            Some(b) => Ok(Some(b)),
-            None if buf.is_empty() => Ok(None),
-            // The last record has no newline: it leaves as it came.
-            None => Ok(Some(buf.split().freeze())),
-        }
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> std::io::Result<Option<Batch>> {
+        Ok(self.next(buf, true))
     }
 }
 
@@ -78,9 +181,14 @@ mod tests {
     use futures_util::StreamExt;
     use tokio_util::codec::FramedRead;
 
-    async fn batches(input: &'static [u8], max_record: usize) -> Vec<Bytes> {
+    async fn pieces(input: &'static [u8], max_record: usize) -> Vec<Batch> {
         let framed = FramedRead::new(input, LineBatchDecoder::new(4096, max_record));
         framed.map(|b| b.unwrap()).collect().await
+    }
+
+    async fn batches(input: &'static [u8], max_record: usize) -> Vec<Bytes> {
+        let b = pieces(input, max_record).await;
+        b.into_iter().map(|b| b.data).collect()
     }
 
     #[tokio::test]
@@ -114,5 +222,82 @@ mod tests {
         let b = batches(input, 1000).await;
         assert_eq!(b.concat(), input);
         assert!(b.iter().all(|x| x.len() <= 1000), "piece over max_record");
+    }
+
+    #[tokio::test]
+    async fn pieces_of_an_over_long_record_carry_context_from_both_sides() {
+        // 200 KB record of numbered words (no newline in it), then a short record.
+        let mut v = Vec::new();
+        let mut n = 0;
+        while v.len() < 200_000 {
+            v.extend_from_slice(format!("w{n} ").as_bytes());
+            n += 1;
+        }
+        let long_len = v.len();
+        v.extend_from_slice(b"\nshort\n");
+        let input: &'static [u8] = Box::leak(v.clone().into_boxed_slice());
+        let b = pieces(input, 40_000).await;
+        assert_eq!(
+            b.iter().map(|x| &x.data[..]).collect::<Vec<_>>().concat(),
+            input
+        );
+        assert!(b.len() >= 5);
+        let mut at = 0;
+        for (k, x) in b.iter().enumerate() {
+            assert!(x.data.len() <= 40_000, "piece over max_record");
+            let end = at + x.data.len();
+            if k == 0 {
+                assert!(x.before.is_empty());
+            } else {
+                // `before` is exactly the bytes before this piece, within the record.
+                let want = &input[at.saturating_sub(OVERLAP)..at];
+                assert_eq!(&x.before[..], want, "piece {k}");
+            }
+            if end < long_len {
+                assert!(x.continues);
+                let want = &input[end..(end + OVERLAP).min(long_len)];
+                assert_eq!(&x.after[..], want, "piece {k}");
+                // Cut after a separator, so no word is split.
+                assert_eq!(input[end - 1], b' ');
+            } else {
+                assert!(x.after.is_empty() && !x.continues);
+            }
+            at = end;
+        }
+        // The batch after the long record's end carries no context for the next one.
+        assert!(b.last().unwrap().data.ends_with(b"short\n"));
+    }
+
+    #[test]
+    fn hard_cuts_never_split_an_escape() {
+        let mut w = vec![b'x'; 100];
+        w[98] = b'\\';
+        assert_eq!(piece_end(&w), 100, "a complete escape at the end");
+        w[99] = b'\\';
+        assert_eq!(piece_end(&w), 100, "an escaped backslash");
+        let mut w = vec![b'x'; 100];
+        w[99] = b'\\';
+        assert_eq!(
+            piece_end(&w),
+            99,
+            "a dangling backslash stays with the next piece"
+        );
+        let mut w = vec![b'x'; 100];
+        w[96..98].copy_from_slice(b"\\u");
+        assert_eq!(piece_end(&w), 96, "\\uXXXX is not split");
+        let mut w = vec![b'x'; 100];
+        w[93..99].copy_from_slice(b"\\u0041");
+        assert_eq!(piece_end(&w), 100);
+    }
+
+    #[test]
+    fn drain_hands_out_everything_left() {
+        let mut d = LineBatchDecoder::new(4096, 1000);
+        let mut buf = BytesMut::from(&[b'a'; 2500][..]);
+        let b = d.drain(&mut buf);
+        assert!(buf.is_empty());
+        assert_eq!(b.iter().map(|x| x.data.len()).sum::<usize>(), 2500);
+        assert!(b.iter().all(|x| x.data.len() <= 1000));
+        assert!(!b.last().unwrap().continues);
     }
 }

@@ -22,11 +22,11 @@ use tokio_util::codec::FramedRead;
 use crate::config::PipelineConfig;
 use crate::engine::multiline::{self, Carry};
 use crate::engine::{Engine, Redacted};
-use crate::framer::LineBatchDecoder;
+use crate::framer::{Batch, LineBatchDecoder};
 use crate::metrics::Stats;
 
 struct Job {
-    batch: Bytes,
+    batch: Batch,
     /// Private-key block state at the start of the batch (see `engine::multiline`).
     carry: Carry,
     emit: bool,
@@ -163,10 +163,10 @@ impl Pipeline {
             // State that crosses records belongs to this input alone, and is computed in
             // input order here, so that the batches themselves can run in parallel.
             let mut carry = Carry::default();
-            let mut submit = |batch: Bytes| {
+            let mut submit = |batch: Batch| {
                 let start = carry;
                 if multiline {
-                    carry = multiline::walk(carry, &batch, |_| {});
+                    carry = multiline::walk(carry, &batch.data, |_| {});
                 }
                 let (reply, result) = oneshot::channel();
                 let _ = jobs.send(Job {
@@ -190,9 +190,11 @@ impl Pipeline {
                     }
                     Err(e) => {
                         // Redact and forward what was read before the error, then report it.
-                        let rest = framed.read_buffer_mut().split().freeze();
-                        if !rest.is_empty() && order_tx.send(submit(rest)).await.is_err() {
-                            return;
+                        let mut rest = std::mem::take(framed.read_buffer_mut());
+                        for batch in framed.decoder_mut().drain(&mut rest) {
+                            if order_tx.send(submit(batch)).await.is_err() {
+                                return;
+                            }
                         }
                         let _ = order_tx
                             .send(Msg::Failed(anyhow!("input {input_name}: {}", describe(&e))))

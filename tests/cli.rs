@@ -952,3 +952,153 @@ fn a_secret_across_the_cut_of_an_over_long_record_is_found() {
         "the secret across the 64 KiB cut was not redacted whole"
     );
 }
+
+/// One JSON record of about 200 KiB whose `blob` string has no separator (no space, quote,
+/// comma ...) and escapes all along, with `/secret/` starting `at` bytes into the record.
+fn long_blob_record(at: usize, secret: &str) -> String {
+    let unit = "ab\\u0041cd:ef/";
+    let mut s = String::from("{\"blob\":\"");
+    while s.len() + unit.len() < at {
+        s.push_str(unit);
+    }
+    while s.len() + 1 < at {
+        s.push('x');
+    }
+    s.push('/');
+    s.push_str(secret);
+    s.push('/');
+    while s.len() < 200 * 1024 {
+        s.push_str(unit);
+    }
+    s.push_str("\"}\n");
+    s
+}
+
+#[test]
+fn over_long_records_are_scanned_in_overlapping_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), SMALL_PIECES);
+    let tok = github_token("Wq3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1");
+    // Hard cuts (no separator in the last 8 KiB of the 64 KiB window) at every position
+    // around and inside the token.
+    for at in [
+        65536 - 60,
+        65536 - 41,
+        65536 - 30,
+        65536 - 8,
+        65536 - 2,
+        65536,
+    ] {
+        let line = long_blob_record(at, &tok);
+        let reference = run_with_stdin(keyed(), line.as_bytes());
+        let o = run_config(&cfg, line.as_bytes());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = String::from_utf8(o.stdout).unwrap();
+        let want = String::from_utf8(reference.stdout).unwrap();
+        assert!(!out.contains(&tok[4..]), "token at {at} was not redacted");
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("token at {at}: output is not JSON: {e}"));
+        assert!(v["blob"].is_string());
+        // Written once, in order: equal to the one-window run, except that a token across
+        // the cut shows its (same) fingerprint on both sides.
+        let mark = &want[want.find("[REDACTED:").unwrap()..];
+        let mark = &mark[..=mark.find(']').unwrap()];
+        assert!(mark.ends_with(&format!("{}]", fp(&tok))));
+        let out = out.replace(&format!("{mark}{mark}"), mark);
+        assert!(
+            out == want,
+            "token at {at}: output differs from the one-window run"
+        );
+    }
+}
+
+#[test]
+fn a_keyword_in_the_piece_before_the_secret_still_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), SMALL_PIECES);
+    let secret = "Zq9Xw7Lm2Pn4Tk6Rv8";
+    // The 64 KiB mark falls inside the value: the cut goes after the quote that opens it,
+    // so the field name `password` is in one piece and its value in the next.
+    let mut line = String::from("{\"msg\":\"");
+    while line.len() < 65536 - 30 {
+        line.push_str("lorem ");
+    }
+    line.truncate(65536 - 30);
+    line.push_str("\",\"password\":\"");
+    line.push_str(secret);
+    line.push_str("\",\"more\":\"");
+    while line.len() < 150 * 1024 {
+        line.push_str("ipsum ");
+    }
+    line.push_str("\"}\n");
+    let value_at = line.find(secret).unwrap();
+    assert!(value_at < 65536 && value_at + secret.len() > 65536);
+    let o = run_config(&cfg, line.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains(&format!(":k1:{}]\",\"more\"", fp(secret))),
+        "{}",
+        masked(&out[60_000..70_000], &[secret])
+    );
+    // The same bytes as the run that sees the whole record at once.
+    let want = String::from_utf8(run_with_stdin(keyed(), line.as_bytes()).stdout).unwrap();
+    assert!(out == want, "{}", masked(&out[60_000..70_000], &[secret]));
+}
+
+#[test]
+fn secrets_next_to_and_inside_json_escapes_are_replaced_whole() {
+    // (record, secret as it appears in the record)
+    let cases: &[(&str, &str)] = &[
+        (
+            r#"{"password":"p\"ss\\w0rd\/x","n":1}"#,
+            r#"p\"ss\\w0rd\/x"#,
+        ),
+        (
+            r#"{"log":"{\"password\":\"p\\\"ss\\\\w0rd\\u0021\",\"user\":\"bob\"}"}"#,
+            r#"p\\\"ss\\\\w0rd\\u0021"#,
+        ),
+        (
+            r#"{"url":"https:\/\/admin:S3cr3tPassw0rd@db.example.com\/x"}"#,
+            "S3cr3tPassw0rd",
+        ),
+        (
+            r#"{"msg":"aws key \u0022AKIA2QWERTYUZXCVBNMQ\u0022 used"}"#,
+            "AKIA2QWERTYUZXCVBNMQ",
+        ),
+        (
+            r#"{"msg":"keys:\nAKIA2QWERTYUZXCVBNMQ\nend"}"#,
+            "AKIA2QWERTYUZXCVBNMQ",
+        ),
+        (r#"{"msg":"cfg:\npassword=hunter2x\nend"}"#, "hunter2x"),
+        (
+            r#"{"msg":"GET /cb?client_secret=Ab%2Bcd%2F9xYz%3D&x=1"}"#,
+            "Ab%2Bcd%2F9xYz%3D",
+        ),
+        (
+            r#"{"u":"https://a.blob.core.windows.net/c/b?sig=Zk3QpX9%2BaB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV%3D&sv=2021-08-06"}"#,
+            "Zk3QpX9%2BaB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV%3D",
+        ),
+    ];
+    let input: String = cases.iter().map(|(r, _)| format!("{r}\n")).collect();
+    let o = run_with_stdin(keyed(), input.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let secrets: Vec<&str> = cases.iter().map(|c| c.1).collect();
+    for ((record, secret), line) in cases.iter().zip(out.lines()) {
+        // Replaced whole: the line is the record with exactly the secret swapped.
+        let at = record.find(secret).unwrap();
+        let (head, tail) = (&record[..at], &record[at + secret.len()..]);
+        let shown = masked(line, &secrets);
+        assert!(
+            line.starts_with(head) && line.ends_with(tail) && line.contains(&fp(secret)),
+            "{shown}"
+        );
+        assert!(
+            line[head.len()..line.len() - tail.len()].starts_with("[REDACTED:"),
+            "{shown}"
+        );
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON after redaction ({e}): {shown}"));
+    }
+}

@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use regex_automata::{meta, util::captures::Captures, Input};
 
 use crate::fingerprint::{Fingerprint, Keyring, Template};
+use crate::framer::Batch;
 use crate::rules::Rule;
 use multiline::Carry;
 use prefilter::Prefilter;
@@ -52,6 +53,8 @@ pub struct Scratch {
     /// Lowercased copy of the batch for the keyword pass.
     lower: Vec<u8>,
     findings: Vec<Finding>,
+    /// The scan window of a piece of an over-long record (context + piece + context).
+    window: Vec<u8>,
 }
 
 impl Matcher {
@@ -90,6 +93,7 @@ impl Matcher {
             stamps: Vec::new(),
             lower: Vec::new(),
             findings: Vec::new(),
+            window: Vec::new(),
         }
     }
 
@@ -114,19 +118,63 @@ impl Matcher {
         carry: Carry,
         scratch: &'s mut Scratch,
     ) -> &'s [Finding] {
-        scratch.cands.clear();
         scratch.findings.clear();
-        // 0. Private-key bodies spread over records.
+        self.walk_keys(batch, 0, carry, &mut scratch.findings);
+        self.confirm(batch, scratch);
+        finish(batch, &mut scratch.findings, &self.rules);
+        &scratch.findings
+    }
+
+    /// Scans `batch` in the window `before + batch + after` (the pieces of an over-long
+    /// record, see [`crate::framer::Batch`]). Leaves in `scratch.findings` the merged findings
+    /// that touch `batch`, in window coordinates, and the window in `scratch.window`; returns
+    /// where `batch` starts in it. Without context it is [`Matcher::scan_from`] on the batch
+    /// itself, and returns 0.
+    pub fn scan_window(
+        &self,
+        before: &[u8],
+        batch: &[u8],
+        after: &[u8],
+        carry: Carry,
+        scratch: &mut Scratch,
+    ) -> usize {
+        scratch.window.clear();
+        if before.is_empty() && after.is_empty() {
+            self.scan_from(batch, carry, scratch);
+            return 0;
+        }
+        let mut hay = std::mem::take(&mut scratch.window);
+        hay.extend_from_slice(before);
+        hay.extend_from_slice(batch);
+        hay.extend_from_slice(after);
+        let (lo, hi) = (before.len(), before.len() + batch.len());
+        scratch.findings.clear();
+        self.walk_keys(batch, lo, carry, &mut scratch.findings);
+        self.confirm(&hay, scratch);
+        finish(&hay, &mut scratch.findings, &self.rules);
+        // What lies wholly in the context belongs to the neighbouring batch.
+        scratch.findings.retain(|f| f.end > lo && f.start < hi);
+        scratch.window = hay;
+        lo
+    }
+
+    /// Private-key bodies spread over records (offset by `at`).
+    fn walk_keys(&self, batch: &[u8], at: usize, carry: Carry, findings: &mut Vec<Finding>) {
         if let Some(rule) = self.key_rule {
-            let findings = &mut scratch.findings;
             multiline::walk(carry, batch, |span| {
                 findings.push(Finding {
-                    start: span.start,
-                    end: span.end,
+                    start: at + span.start,
+                    end: at + span.end,
                     rule,
                 })
             });
         }
+    }
+
+    /// Prefilter, then regex and validators on the candidate records of `batch`; pushes the
+    /// raw findings to `scratch.findings`.
+    fn confirm(&self, batch: &[u8], scratch: &mut Scratch) {
+        scratch.cands.clear();
         // 1. Prefilter: which records, which rules. A (record, rule) pair is queued once:
         // `stamps[rule]` holds the start of the last record queued for that rule (records come
         // in order within each pass, and a rule belongs to one pass only).
@@ -160,10 +208,6 @@ impl Matcher {
                     cands.push((rec_start, rec_end, r));
                 }
             });
-        if cands.is_empty() {
-            finish(batch, &mut scratch.findings, &self.rules);
-            return &scratch.findings;
-        }
         // 2.+3. Confirm with the rule's regex on the record, validate the secret.
         for &(s, e, r) in scratch.cands.iter() {
             let rule = &self.rules[r as usize];
@@ -189,9 +233,6 @@ impl Matcher {
                 input.set_start(next);
             }
         }
-        // 4. Merge overlapping findings; the higher-priority (then longer) rule names them.
-        finish(batch, &mut scratch.findings, &self.rules);
-        &scratch.findings
     }
 }
 
@@ -324,28 +365,49 @@ impl Engine {
     /// Redacts one batch of whole records. With `emit == false` (scan mode) only the
     /// findings are computed and `chunks` stays empty.
     pub fn redact(&self, batch: &Bytes, scratch: &mut Scratch, emit: bool) -> Redacted {
-        self.redact_from(batch, Carry::default(), scratch, emit)
+        self.redact_from(
+            &Batch::whole(batch.clone()),
+            Carry::default(),
+            scratch,
+            emit,
+        )
     }
 
-    /// [`Engine::redact`] for a batch that starts in state `carry`.
+    /// Redacts one batch that starts in state `carry`. A piece of an over-long record is
+    /// scanned with its context; a secret that crosses the piece's edge is fingerprinted
+    /// whole, and the part of it inside the piece is replaced (so a secret across a cut shows
+    /// the same fingerprint on both sides of it), and counted once, where it starts.
     pub fn redact_from(
         &self,
-        batch: &Bytes,
+        batch: &Batch,
         carry: Carry,
         scratch: &mut Scratch,
         emit: bool,
     ) -> Redacted {
         let t0 = Instant::now();
-        let findings = self.matcher.scan_from(batch, carry, scratch);
+        let data = &batch.data;
+        let lo = self
+            .matcher
+            .scan_window(&batch.before, data, &batch.after, carry, scratch);
+        let hay: &[u8] = if batch.windowed() {
+            &scratch.window
+        } else {
+            data
+        };
+        let findings = &scratch.findings;
         let key = self.keyring.active();
+        let mut records = count_records(data);
+        if batch.continues && !data.ends_with(b"\n") && !data.is_empty() {
+            records -= 1;
+        }
         let mut out = Redacted {
-            records: count_records(batch),
-            input_len: batch.len(),
+            records,
+            input_len: data.len(),
             ..Redacted::default()
         };
         if findings.is_empty() {
-            if emit && !batch.is_empty() {
-                out.chunks.push(batch.clone());
+            if emit && !data.is_empty() {
+                out.chunks.push(data.clone());
             }
             out.elapsed = t0.elapsed();
             return out;
@@ -355,25 +417,29 @@ impl Engine {
         let mut pos = 0;
         for f in findings {
             let rule = &self.matcher.rules[f.rule as usize];
-            let fp = key.fingerprint(&batch[f.start..f.end]);
-            out.findings.push(Reported {
-                rule: f.rule,
-                fingerprint: fp,
-                offset: f.start,
-            });
+            let fp = key.fingerprint(&hay[f.start..f.end]);
+            // The part of the finding inside this batch.
+            let (start, end) = (f.start.max(lo) - lo, f.end.min(lo + data.len()) - lo);
+            if f.start >= lo {
+                out.findings.push(Reported {
+                    rule: f.rule,
+                    fingerprint: fp,
+                    offset: start,
+                });
+            }
             if emit {
-                if f.start > pos {
-                    out.chunks.push(batch.slice(pos..f.start));
+                if start > pos {
+                    out.chunks.push(data.slice(pos..start));
                 }
                 text.clear();
                 self.template.render(&mut text, &rule.id, key.id(), &fp);
                 owned.put_slice(&text);
                 out.chunks.push(owned.split().freeze());
-                pos = f.end;
+                pos = end;
             }
         }
-        if emit && pos < batch.len() {
-            out.chunks.push(batch.slice(pos..));
+        if emit && pos < data.len() {
+            out.chunks.push(data.slice(pos..));
         }
         out.elapsed = t0.elapsed();
         out

@@ -150,13 +150,79 @@ impl Rule {
 }
 
 /// Compiles a rule regex the way every rule is compiled: bytes, no Unicode (`\w`, `\b`, `\d`
-/// are ASCII), so invalid UTF-8 is scanned like any other byte.
+/// are ASCII), so invalid UTF-8 is scanned like any other byte; and tolerant of JSON string
+/// escapes (see [`escape_tolerant`]).
 pub fn compile_regex(pattern: &str) -> Result<meta::Regex, Box<meta::BuildError>> {
     meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
         .configure(meta::Config::new().utf8_empty(false))
-        .build(pattern)
+        .build(&escape_tolerant(pattern))
         .map_err(Box::new)
+}
+
+/// What a word boundary becomes: a boundary, or right after a `\n`, `\r`, `\t` or `\uXXXX`
+/// escape, whose last character is a letter or digit (`line\nghp_...`, `\u0022AKIA...`).
+const ESCAPE_BOUNDARY: &str = r"(?:\b|\\[nrt]|\\u[0-9A-Fa-f]{4})";
+
+/// What the opening of a leading-boundary group `(?:^|[^A-Za-z0-9]...)` becomes: the same,
+/// after a JSON escape too.
+const LEAD_ESCAPES: &str = r"(?:^|\\[nrt]|\\u[0-9A-Fa-f]{4}|";
+
+/// Rewrites a rule regex so that it matches the same secrets inside JSON strings, where they
+/// sit next to escapes: every `\b` outside a character class becomes [`ESCAPE_BOUNDARY`], a
+/// leading-boundary group `(?:^|...)` also accepts a JSON escape before the secret
+/// ([`LEAD_ESCAPES`]), and every literal `://` also matches `:\/\/`. Rule authors write
+/// plain-text regexes.
+pub fn escape_tolerant(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 32);
+    let mut class = 0usize;
+    let mut chars = pattern.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                let Some((_, n)) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                if n == 'b' && class == 0 {
+                    out.push_str(ESCAPE_BOUNDARY);
+                } else {
+                    out.push(c);
+                    out.push(n);
+                }
+            }
+            '[' => {
+                class += 1;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal.
+                if chars.peek().is_some_and(|&(_, n)| n == '^') {
+                    out.push('^');
+                    chars.next();
+                }
+                if chars.peek().is_some_and(|&(_, n)| n == ']') {
+                    out.push(']');
+                    chars.next();
+                }
+            }
+            ']' if class > 0 => {
+                class -= 1;
+                out.push(c);
+            }
+            '(' if class == 0 && pattern[i..].starts_with("(?:^|") => {
+                out.push_str(LEAD_ESCAPES);
+                for _ in 0..4 {
+                    chars.next();
+                }
+            }
+            ':' if class == 0 && pattern[i..].starts_with("://") => {
+                out.push_str(r":(?:\\?/){2}");
+                chars.next();
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Result<Rule> {
@@ -221,6 +287,10 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
                     return Err(ctx("keywords cannot contain a newline".into()));
                 }
                 kws.push(k.to_ascii_lowercase());
+                // In JSON strings `/` may be escaped as `\/` (`https:\/\/`).
+                if k.contains('/') {
+                    kws.push(k.to_ascii_lowercase().replace('/', "\\/"));
+                }
             }
             Prefilter::Keywords(kws)
         }
@@ -377,15 +447,29 @@ negative_examples = [
 
 [[rules]]
 id = "field-value-json-escaped"
-description = "Secret-like field in JSON escaped inside another JSON string (container logs)"
-regex = '''\\+"{key}\\+"[ \t]*:[ \t]*\\+"(?P<secret>[^"\\\r\n]+)\\+"'''
+description = "Secret-like field in JSON escaped once inside another JSON string (container logs); escapes inside the value are part of it"
+regex = '''(?:^|[^\\])\\"{key}\\"[ \t]*:[ \t]*\\"(?P<secret>(?:[^"\\\r\n]|\\+[^"\\\r\n]|(?:\\\\\\\\)*\\\\\\")+)(?:\\\\\\\\)*\\"'''
 {json_gate}
 examples = [
   '''{{"log":"{{\"{n0}\":\"two words here\"}}\n","stream":"stdout"}}''',
   '''{{"log":"{{\"user\":\"bob\",\"app_{n0}\":\"Zx9 q\"}}\n"}}''',
+  '''{{"log":"{{\"{n0}\":\"p\\\"ss\\\\w0rd\\u0021\",\"user\":\"bob\"}}"}}''',
 ]
 negative_examples = [
   '''{{"log":"{{\"{n0}\":null}}\n"}}''',
+]
+
+[[rules]]
+id = "field-value-json-escaped-deep"
+description = "Secret-like field in JSON escaped twice or more (JSON in JSON in JSON); the value up to its first escape"
+regex = '''\\\\\\+"{key}\\\\\\+"[ \t]*:[ \t]*\\\\\\+"(?P<secret>[^"\\\r\n]+)\\+"'''
+{json_gate}
+examples = [
+  '''{{"log":"{{\"msg\":\"{{\\\"{n0}\\\":\\\"Zx9 q\\\"}}\"}}"}}''',
+  '''{{"a":"{{\"b\":\"{{\\\"user\\\":1,\\\"db_{n0}\\\":\\\"k8Qz-77\\\"}}\"}}"}}''',
+]
+negative_examples = [
+  '''{{"log":"{{\"msg\":\"{{\\\"{n0}\\\":null}}\"}}"}}''',
 ]
 
 [[rules]]
@@ -603,6 +687,32 @@ pub fn preview(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_regexes_tolerate_json_escapes_around_secrets() {
+        assert_eq!(
+            escape_tolerant(r"\bAKIA[A-Z]{4}\b"),
+            format!("{ESCAPE_BOUNDARY}AKIA[A-Z]{{4}}{ESCAPE_BOUNDARY}")
+        );
+        // Not inside a class, not an escaped backslash followed by `b`, not `[]\b]`.
+        assert_eq!(escape_tolerant(r"[\b]x\\b[]\b]"), r"[\b]x\\b[]\b]");
+        assert_eq!(
+            escape_tolerant(r"(?:^|[^a-z])k"),
+            format!("{LEAD_ESCAPES}[^a-z])k")
+        );
+        assert_eq!(escape_tolerant(r"[:/]x://y"), r"[:/]x:(?:\\?/){2}y");
+        let re = compile_regex(r"(?:^|[^0-9A-Za-z_])(?P<s>AKIA[A-Z2-7]{16})\b").unwrap();
+        for hay in [
+            r#"{"m":"k \u0022AKIA2QWERTYUZXCVBNMQ\u0022 x"}"#,
+            r#"{"m":"keys:\nAKIA2QWERTYUZXCVBNMQ\nend"}"#,
+            "AKIA2QWERTYUZXCVBNMQ",
+        ] {
+            assert!(re.is_match(hay.as_bytes()), "{}", &hay[..8]);
+        }
+        assert!(!re.is_match(b"xAKIA2QWERTYUZXCVBNMQ"));
+        let url = compile_regex(r"\bhttps://u:(?P<p>[a-z]+)@").unwrap();
+        assert!(url.is_match(br#""https:\/\/u:pw@h""#));
+    }
 
     const PACK: &str = r#"
 [pack]
