@@ -13,6 +13,7 @@ use crate::cli::{
 };
 use crate::config::{self, Overrides, Settings};
 use crate::engine::{Engine, Matcher};
+use crate::kafka;
 use crate::pipeline::{Flow, Pipeline};
 use crate::rules::{check_rule, preview, Prefilter};
 use crate::sink::{self, OutputSpec};
@@ -85,18 +86,39 @@ fn rule_ids(p: &Pipeline) -> Vec<&str> {
 /// `logveil run`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let (s, ov) = settings(&args.common, args.threads, args.template.clone())?;
+    if args.inputs.iter().any(|a| kafka::settings::is_kafka_url(a)) {
+        return run_kafka(&args, &s, &ov);
+    }
+    let kafka_out = match args.output.as_deref() {
+        Some(o) if kafka::settings::is_kafka_url(o) => {
+            Some(kafka::settings::sink_from(o, s.config.sink.kafka.as_ref())?)
+        }
+        _ => None,
+    };
     let inputs = input_specs(&args.inputs)?;
-    let output = OutputSpec::parse(args.output.as_deref());
+    let output = match kafka_out {
+        Some(_) => OutputSpec::Stdout,
+        None => OutputSpec::parse(args.output.as_deref()),
+    };
     output.check(&inputs)?;
     let engine = build_engine(&s, &ov)?;
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     let rt = runtime()?;
     let result = rt.block_on(async {
         let buffer = s.config.pipeline.read_buffer_bytes;
-        let mut shared: Option<sink::Writer> = match &output {
-            OutputSpec::Stdout => Some(sink::stdout()),
-            OutputSpec::File(p) => Some(sink::create_file(p, sink::compression_for_name(p)).await?),
-            OutputSpec::Dir(_) => None,
+        let mut shared: Option<sink::Writer> = match (&output, &kafka_out) {
+            (_, Some(cfg)) => {
+                let cfg = cfg.clone();
+                let lines =
+                    tokio::task::spawn_blocking(move || kafka::lines::KafkaLines::open(&cfg))
+                        .await??;
+                Some(Box::new(lines))
+            }
+            (OutputSpec::Stdout, None) => Some(sink::stdout()),
+            (OutputSpec::File(p), None) => {
+                Some(sink::create_file(p, sink::compression_for_name(p)).await?)
+            }
+            (OutputSpec::Dir(_), None) => None,
         };
         let mut outcome: Result<Flow> = Ok(Flow::Done);
         for input in &inputs {
@@ -135,8 +157,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             }
         }
         if let Some(mut w) = shared {
-            let label = match &output {
-                OutputSpec::File(p) => p.display().to_string(),
+            let label = match (&output, &args.output) {
+                (_, Some(o)) if kafka::settings::is_kafka_url(o) => kafka::settings::redact_url(o),
+                (OutputSpec::File(p), _) => p.display().to_string(),
                 _ => "<stdout>".into(),
             };
             outcome = finish(&mut w, outcome, &label).await;
@@ -149,6 +172,74 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     // A closed output (`| head`) is a normal end, like the end of the input.
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `logveil run kafka://...`: one Kafka input (several topics or a regex go in its URL), to a
+/// Kafka topic, stdout or a file; runs until SIGTERM/SIGINT.
+fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
+    let [input] = args.inputs.as_slice() else {
+        anyhow::bail!(
+            "a kafka:// input must be the only input (name several topics in its URL: kafka://HOST:PORT/a,b or a regex ^logs-.*)"
+        );
+    };
+    let src = kafka::settings::source_from(input, s.config.source.kafka.as_ref())?;
+    let output = args.output.as_deref();
+    let sink_cfg = match output {
+        Some(o) if kafka::settings::is_kafka_url(o) => {
+            Some(kafka::settings::sink_from(o, s.config.sink.kafka.as_ref())?)
+        }
+        _ => None,
+    };
+    let spec = OutputSpec::parse(output);
+    if sink_cfg.is_none() {
+        if let OutputSpec::Dir(d) = &spec {
+            anyhow::bail!(
+                "-o {}: a kafka:// input goes to a kafka:// topic, stdout or a file, not a directory",
+                d.display()
+            );
+        }
+    }
+    let engine = build_engine(s, ov)?;
+    let mut stats = crate::metrics::Stats::new(engine.matcher().rules().len());
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        match sink_cfg {
+            Some(cfg) => {
+                let engine = engine.clone();
+                // Startup talks to the brokers with blocking calls: off the async workers.
+                kafka::run(src, kafka::KafkaOutput::Kafka(cfg), &engine, &mut stats).await
+            }
+            None => {
+                let mut w = match &spec {
+                    OutputSpec::File(p) => {
+                        sink::create_file(p, sink::compression_for_name(p)).await?
+                    }
+                    _ => sink::stdout(),
+                };
+                let r =
+                    kafka::run(src, kafka::KafkaOutput::Writer(&mut w), &engine, &mut stats).await;
+                let closed = w.shutdown().await;
+                let r = r?;
+                closed.context("output")?;
+                Ok(r)
+            }
+        }
+    });
+    if args.stats {
+        let ids: Vec<&str> = engine
+            .matcher()
+            .rules()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        eprint!("{}", stats.report(&ids));
+        if let Ok(k) = &result {
+            eprint!("{k}");
+        }
+    }
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
     result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -31,6 +31,12 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     #[serde(default)]
     pub fields: FieldsConfig,
+    /// `[source.kafka]`: defaults for `kafka://` inputs.
+    #[serde(default)]
+    pub source: crate::kafka::settings::SourceSection,
+    /// `[sink.kafka]`: defaults for a `kafka://` output.
+    #[serde(default)]
+    pub sink: crate::kafka::settings::SinkSection,
 }
 
 #[derive(Debug, Default, Deserialize)]

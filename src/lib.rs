@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod engine;
 pub mod fingerprint;
 pub mod framer;
+pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod quality;

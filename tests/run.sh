@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit tests, CLI end-to-end tests, rule examples,
-# and a quick run of the benchmark code. Installs nothing beyond the Rust toolchain today;
-# later services (the Kafka broker) are installed and started from here too.
+# The whole test suite: formatting, lints, unit tests, CLI end-to-end tests, Kafka end-to-end
+# tests against a real broker, rule examples, and a quick run of the benchmark code.
+# The Kafka tests need the tansu broker: installed here when missing (once per machine, ~10
+# min); each Kafka test starts its own broker on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "== broker for the Kafka tests (tansu)"
+bash tests/install-tansu.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

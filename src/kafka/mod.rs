@@ -1,0 +1,805 @@
+//! Kafka source and sink: a consumer group in, an idempotent producer out, offsets committed
+//! only after delivery.
+//!
+//! Each message is one record (it may hold newlines). Its value is redacted (and its key and
+//! header values, by default); timestamp, key and headers are kept. Private keys printed one
+//! line per message are followed per input partition.
+//!
+//! **Delivery guarantee: at-least-once.** For every input partition the offsets handed to the
+//! producer and not yet acknowledged are tracked; the offset committed is the lowest one still
+//! in flight (or the next one to read when none is), so an offset is committed only when its
+//! record and every record before it in that partition has been acknowledged by the brokers
+//! (`acks=all`, idempotent producer), whatever order the acks come in. Commits run every
+//! `commit_interval_ms`, on a graceful stop (SIGTERM/SIGINT: stop reading, wait for the
+//! deliveries, commit, exit 0) and when partitions are revoked in a rebalance (deliveries are
+//! awaited, then what is done is committed before the partitions are given up). After a crash
+//! the records after the last commit are read and produced again: duplicates, never losses.
+//!
+//! **Fail closed.** A record that cannot be redacted (larger than `max_message_bytes`, or an
+//! engine failure) is never produced: either the pipeline stops before it (its offset is never
+//! committed), or a placeholder with the reason in a header goes to the dead-letter topic.
+
+pub mod lines;
+pub mod settings;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::io::AsyncWriteExt;
+
+use crate::engine::multiline::{self, Carry};
+use crate::engine::{Engine, Redacted, Scratch};
+use crate::framer::Batch;
+use crate::metrics::Stats;
+use crate::sink;
+use settings::{KafkaSinkConfig, KafkaSourceConfig, OnUnredactable, Partitioning};
+
+/// Header that carries the reason on a dead-lettered placeholder.
+pub const REASON_HEADER: &str = "logveil-reason";
+
+type Tp = (String, i32);
+
+/// Progress of one input partition.
+#[derive(Debug, Default)]
+struct Part {
+    /// Offsets read and not yet delivered (or written).
+    in_flight: BTreeSet<i64>,
+    /// The offset after the last one read.
+    next: i64,
+    /// The last offset committed.
+    committed: i64,
+    /// Private-key state at the end of the last record read.
+    carry: Carry,
+}
+
+impl Part {
+    /// The offset that may be committed: everything before it is delivered.
+    fn committable(&self) -> i64 {
+        self.in_flight.first().copied().unwrap_or(self.next)
+    }
+}
+
+/// State shared with the producer's delivery callback and the rebalance callback.
+struct Shared {
+    parts: HashMap<Tp, Part>,
+    /// The first fatal error (a delivery that failed for good).
+    failure: Option<String>,
+    delivered: u64,
+    dead_lettered: u64,
+    /// Message timestamp → delivery ack, in milliseconds.
+    e2e_ms: Histogram<u64>,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            parts: HashMap::new(),
+            failure: None,
+            delivered: 0,
+            dead_lettered: 0,
+            e2e_ms: Histogram::new_with_bounds(1, 3_600_000, 3).expect("histogram bounds"),
+        }
+    }
+
+    fn done(&mut self, topic: &str, partition: i32, offset: i64, ts_ms: Option<i64>) {
+        if let Some(p) = self.parts.get_mut(&(topic.to_string(), partition)) {
+            p.in_flight.remove(&offset);
+        }
+        self.delivered += 1;
+        if let Some(ts) = ts_ms {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let _ = self.e2e_ms.record((now - ts).max(1) as u64);
+        }
+    }
+}
+
+type SharedRef = Arc<Mutex<Shared>>;
+
+fn lock(s: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// librdkafka's errors and warnings, on stderr, at most one line per second per kind: a broker
+/// outage is logged clearly without flooding.
+struct Log {
+    role: &'static str,
+    last: Mutex<HashMap<String, Instant>>,
+}
+
+impl Log {
+    fn new(role: &'static str) -> Log {
+        Log {
+            role,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn say(&self, kind: &str, msg: &str) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if last
+            .get(kind)
+            .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        last.insert(kind.to_string(), now);
+        eprintln!("logveil: kafka {}: {msg}", self.role);
+    }
+}
+
+/// Where a delivery belongs: the input record it came from.
+struct Origin {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    ts_ms: Option<i64>,
+}
+
+struct ProdCtx {
+    shared: SharedRef,
+    log: Log,
+}
+
+impl ClientContext for ProdCtx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
+            self.log.say(fac, msg);
+        }
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.say(
+            &format!("{error:?}"),
+            &format!("{error} ({reason}); retrying"),
+        );
+    }
+}
+
+impl ProducerContext for ProdCtx {
+    type DeliveryOpaque = Box<Origin>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, origin: Box<Origin>) {
+        let mut s = lock(&self.shared);
+        match result {
+            Ok(_) => s.done(&origin.topic, origin.partition, origin.offset, origin.ts_ms),
+            Err((e, _)) => {
+                if s.failure.is_none() {
+                    s.failure = Some(format!(
+                        "delivery of the record from {}/{} offset {} failed: {e}; it and every \
+                         later offset of that partition stay uncommitted",
+                        origin.topic, origin.partition, origin.offset
+                    ));
+                }
+            }
+        }
+    }
+}
+
+type KafkaProducer = ThreadedProducer<ProdCtx>;
+
+struct ConsCtx {
+    shared: SharedRef,
+    producer: Option<Arc<KafkaProducer>>,
+    log: Log,
+}
+
+impl ClientContext for ConsCtx {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
+            self.log.say(fac, msg);
+        }
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.say(
+            &format!("{error:?}"),
+            &format!("{error} ({reason}); retrying"),
+        );
+    }
+}
+
+impl ConsumerContext for ConsCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        // Let what is in flight be delivered, then commit it before giving the partitions up.
+        if let Some(p) = &self.producer {
+            let _ = p.flush(Duration::from_secs(10));
+        }
+        let mut commit = TopicPartitionList::new();
+        {
+            let mut s = lock(&self.shared);
+            for e in tpl.elements() {
+                let tp = (e.topic().to_string(), e.partition());
+                if let Some(part) = s.parts.remove(&tp) {
+                    let c = part.committable();
+                    if c > part.committed {
+                        let _ = commit.add_partition_offset(&tp.0, tp.1, Offset::Offset(c));
+                    }
+                }
+            }
+        }
+        if commit.count() > 0 {
+            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+                self.log.say(
+                    "revoke",
+                    &format!("commit before giving up partitions failed: {e}"),
+                );
+            }
+        }
+        eprintln!(
+            "logveil: kafka source: rebalance: giving up {} partition(s), delivered offsets committed",
+            tpl.count()
+        );
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let names: Vec<String> = tpl
+                .elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect();
+            eprintln!("logveil: kafka source: assigned {}", names.join(" "));
+        }
+    }
+}
+
+/// Where the records of a Kafka input go.
+pub enum KafkaOutput<'a> {
+    Kafka(KafkaSinkConfig),
+    /// stdout or a file: each record is written with a newline, and counts as delivered once
+    /// flushed.
+    Writer(&'a mut sink::Writer),
+}
+
+fn client_config(
+    brokers: &str,
+    props: &std::collections::BTreeMap<String, String>,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    c.set("client.id", "logveil");
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Checks that the brokers answer and the topics exist, within the startup timeout. Returns
+/// the partition count of each named topic.
+fn check_topics<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    role: &str,
+    brokers: &str,
+    topics: &[String],
+    timeout: Duration,
+    setting: &str,
+) -> Result<Vec<usize>> {
+    let md = client.fetch_metadata(None, timeout).map_err(|e| {
+        anyhow!(
+            "kafka {role}: cannot reach brokers {brokers} within {} s ({e}); check the address, \
+             the network, security.protocol and the credentials ({setting} startup_timeout_secs)",
+            timeout.as_secs()
+        )
+    })?;
+    let mut counts = Vec::new();
+    for t in topics {
+        if t.starts_with('^') {
+            counts.push(0);
+            continue;
+        }
+        match md.topics().iter().find(|m| m.name() == t) {
+            Some(m) if m.error().is_none() && !m.partitions().is_empty() => {
+                counts.push(m.partitions().len())
+            }
+            _ => bail!(
+                "kafka {role}: topic '{t}' does not exist on {brokers} (create it first; logveil \
+                 does not create topics)"
+            ),
+        }
+    }
+    Ok(counts)
+}
+
+/// The Kafka sink, ready: producer, topic and its partition count.
+struct Sink {
+    producer: Arc<KafkaProducer>,
+    cfg: KafkaSinkConfig,
+    topic: String,
+    partitions: i32,
+}
+
+fn open_sink(cfg: KafkaSinkConfig, shared: &SharedRef) -> Result<Sink> {
+    let brokers = cfg.brokers.clone().unwrap_or_default();
+    let mut cc = client_config(&brokers, &cfg.properties);
+    // The guarantee rests on these two: not overridable.
+    cc.set("enable.idempotence", "true");
+    cc.set("acks", "all");
+    let ctx = ProdCtx {
+        shared: Arc::clone(shared),
+        log: Log::new("output"),
+    };
+    let producer: KafkaProducer = cc.create_with_context(ctx).map_err(|e| {
+        anyhow!(
+            "kafka output: {}",
+            settings::client_error(&e, &cfg.properties)
+        )
+    })?;
+    let topic = cfg.topic.clone().unwrap_or_default();
+    let mut topics = vec![topic.clone()];
+    topics.extend(cfg.dead_letter_topic.clone());
+    let counts = check_topics(
+        producer.client(),
+        "output",
+        &brokers,
+        &topics,
+        cfg.startup_timeout(),
+        "[sink.kafka]",
+    )?;
+    Ok(Sink {
+        producer: Arc::new(producer),
+        partitions: counts[0] as i32,
+        topic,
+        cfg,
+    })
+}
+
+/// Runs a Kafka input until SIGTERM/SIGINT (or a fatal error). Statistics go to `stats`; the
+/// Kafka-specific ones are returned as text for `--stats`.
+pub async fn run(
+    src: KafkaSourceConfig,
+    output: KafkaOutput<'_>,
+    engine: &Engine,
+    stats: &mut Stats,
+) -> Result<String> {
+    let shared: SharedRef = Arc::new(Mutex::new(Shared::new()));
+    let brokers = src.brokers.clone().unwrap_or_default();
+    let (sink, mut writer) = match output {
+        KafkaOutput::Kafka(cfg) => (Some(open_sink(cfg, &shared)?), None),
+        KafkaOutput::Writer(w) => (None, Some(w)),
+    };
+    let mut cc = client_config(&brokers, &src.properties);
+    cc.set("group.id", &src.group);
+    cc.set("enable.auto.commit", "false");
+    cc.set("enable.auto.offset.store", "false");
+    if !src.properties.contains_key("auto.offset.reset") {
+        cc.set("auto.offset.reset", "earliest");
+    }
+    let ctx = ConsCtx {
+        shared: Arc::clone(&shared),
+        producer: sink.as_ref().map(|s| Arc::clone(&s.producer)),
+        log: Log::new("input"),
+    };
+    let consumer: StreamConsumer<ConsCtx> = cc.create_with_context(ctx).map_err(|e| {
+        anyhow!(
+            "kafka input: {}",
+            settings::client_error(&e, &src.properties)
+        )
+    })?;
+    check_topics(
+        consumer.client(),
+        "input",
+        &brokers,
+        &src.topics,
+        src.startup_timeout(),
+        "[source.kafka]",
+    )?;
+    let topics: Vec<&str> = src.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|e| {
+        anyhow!(
+            "kafka input: cannot subscribe to {}: {e}",
+            src.topics.join(",")
+        )
+    })?;
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut commit_tick = tokio::time::interval(Duration::from_millis(src.commit_interval_ms));
+    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut scratch = engine.scratch();
+    let started = Instant::now();
+    let mut messages = 0u64;
+    let mut backoff = Duration::from_millis(100);
+    let mut stop: Option<String> = None;
+    let log = Log::new("input");
+
+    loop {
+        if let Some(f) = lock(&shared).failure.clone() {
+            stop = Some(f);
+            break;
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = commit_tick.tick() => {
+                commit(&consumer, &shared, CommitMode::Async, &log);
+            }
+            m = consumer.recv() => match m {
+                Ok(msg) => {
+                    backoff = Duration::from_millis(100);
+                    messages += 1;
+                    let step = handle(
+                        &msg, &src, sink.as_ref(), writer.as_deref_mut(), engine, &mut scratch,
+                        &shared, stats,
+                    ).await;
+                    if let Err(e) = step {
+                        stop = Some(format!("{e:#}"));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log.say("recv", &format!("{e}; retrying in {} ms", backoff.as_millis()));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    // Stop: no more reads; wait for what is in flight, commit what was delivered.
+    if let Some(s) = &sink {
+        let p = Arc::clone(&s.producer);
+        let t = Duration::from_secs(s.cfg.drain_timeout_secs);
+        let flushed = tokio::task::spawn_blocking(move || p.flush(t)).await?;
+        if let Err(e) = flushed {
+            if stop.is_none() {
+                stop = Some(format!(
+                    "kafka output: outstanding deliveries not confirmed within {} s ({e}); their \
+                     offsets stay uncommitted",
+                    t.as_secs()
+                ));
+            }
+        }
+    }
+    if let Some(w) = writer {
+        let _ = w.flush().await;
+    }
+    if stop.is_none() {
+        stop = lock(&shared).failure.clone();
+    }
+    commit(&consumer, &shared, CommitMode::Sync, &log);
+    let report = report(&consumer, &shared, messages, started.elapsed());
+    drop(consumer);
+    match stop {
+        Some(e) => Err(anyhow!("{e}")),
+        None => Ok(report),
+    }
+}
+
+/// Commits, per partition, the offset before which everything is delivered.
+fn commit(consumer: &StreamConsumer<ConsCtx>, shared: &SharedRef, mode: CommitMode, log: &Log) {
+    let mut tpl = TopicPartitionList::new();
+    let mut planned = Vec::new();
+    {
+        let s = lock(shared);
+        for (tp, p) in &s.parts {
+            let c = p.committable();
+            if c > p.committed {
+                let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(c));
+                planned.push((tp.clone(), c));
+            }
+        }
+    }
+    if planned.is_empty() {
+        return;
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => {
+            let mut s = lock(shared);
+            for (tp, c) in planned {
+                if let Some(p) = s.parts.get_mut(&tp) {
+                    p.committed = p.committed.max(c);
+                }
+            }
+        }
+        Err(e) => log.say("commit", &format!("offset commit failed: {e}; will retry")),
+    }
+}
+
+/// Redacts one record's value (as one record, whatever newlines it holds), starting in the
+/// partition's private-key state. Returns the output and the state after it.
+fn redact_value(
+    engine: &Engine,
+    value: &[u8],
+    carry: Carry,
+    scratch: &mut Scratch,
+) -> (Vec<u8>, Carry, Redacted) {
+    // The engine works on newline-ended records; the added newline is taken off again.
+    let mut buf = Vec::with_capacity(value.len() + 1);
+    buf.extend_from_slice(value);
+    let added = !value.ends_with(b"\n");
+    if added {
+        buf.push(b'\n');
+    }
+    let batch = Bytes::from(buf);
+    let after = if engine.matcher().tracks_multiline() {
+        multiline::walk(carry, &batch, |_| {})
+    } else {
+        carry
+    };
+    let r = engine.redact_from(&Batch::whole(batch), carry, scratch, true);
+    let mut out = r.chunks.concat();
+    if added {
+        out.pop();
+    }
+    (out, after, r)
+}
+
+/// Redacts a key or header value (no cross-record state).
+fn redact_small(engine: &Engine, v: &[u8], scratch: &mut Scratch, stats: &mut Stats) -> Vec<u8> {
+    let (out, _, r) = redact_value(engine, v, Carry::default(), scratch);
+    stats.add_batch(&r, false);
+    out
+}
+
+/// Redacts a header value seen as `name: value`, so that the field-name rules apply to the
+/// header's name (`authorization`, `x-api-key`, `cookie`, ...).
+fn redact_header(
+    engine: &Engine,
+    name: &str,
+    v: &[u8],
+    scratch: &mut Scratch,
+    stats: &mut Stats,
+) -> Vec<u8> {
+    let prefix = format!("{name}: ");
+    let mut line = prefix.clone().into_bytes();
+    line.extend_from_slice(v);
+    let out = redact_small(engine, &line, scratch, stats);
+    match out.strip_prefix(prefix.as_bytes()) {
+        Some(rest) => rest.to_vec(),
+        // A finding reached into the name: redact the value alone.
+        None => redact_small(engine, v, scratch, stats),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    msg: &BorrowedMessage<'_>,
+    src: &KafkaSourceConfig,
+    sink: Option<&Sink>,
+    writer: Option<&mut sink::Writer>,
+    engine: &Engine,
+    scratch: &mut Scratch,
+    shared: &SharedRef,
+    stats: &mut Stats,
+) -> Result<()> {
+    let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+    let ts_ms = msg.timestamp().to_millis();
+    let value = msg.payload().unwrap_or(&[]);
+    let carry = {
+        let mut s = lock(shared);
+        let p = s
+            .parts
+            .entry((topic.to_string(), partition))
+            .or_insert_with(|| Part {
+                committed: offset,
+                ..Part::default()
+            });
+        p.in_flight.insert(offset);
+        p.next = offset + 1;
+        p.carry
+    };
+    let where_ = format!("{topic}/{partition} offset {offset}");
+    let redacted = if value.len() > src.max_message_bytes {
+        Err(format!(
+            "oversized: {} bytes > max_message_bytes {}",
+            value.len(),
+            src.max_message_bytes
+        ))
+    } else {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            redact_value(engine, value, carry, scratch)
+        }))
+        .map_err(|_| "engine failure".to_string())
+    };
+    let (out, after, r) = match redacted {
+        Ok(x) => x,
+        Err(reason) => {
+            *scratch = engine.scratch();
+            return unredactable(msg, &reason, &where_, sink, shared);
+        }
+    };
+    stats.add_batch(&r, false);
+    if let Some(p) = lock(shared).parts.get_mut(&(topic.to_string(), partition)) {
+        p.carry = after;
+    }
+    let key = match msg.key() {
+        Some(k) if src.redact_keys && !k.is_empty() => {
+            Some(redact_small(engine, k, scratch, stats))
+        }
+        Some(k) => Some(k.to_vec()),
+        None => None,
+    };
+    let headers = msg.headers().map(|hs| {
+        let mut owned = OwnedHeaders::new_with_capacity(hs.count());
+        for h in hs.iter() {
+            let v = match h.value {
+                Some(v) if src.redact_headers && !v.is_empty() => {
+                    Some(redact_header(engine, h.key, v, scratch, stats))
+                }
+                Some(v) => Some(v.to_vec()),
+                None => None,
+            };
+            owned = owned.insert(Header {
+                key: h.key,
+                value: v.as_deref(),
+            });
+        }
+        owned
+    });
+    let origin = Origin {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        ts_ms,
+    };
+    if let Some(sink) = sink {
+        let mut rec = BaseRecord::with_opaque_to(&sink.topic, Box::new(origin)).payload(&out[..]);
+        if let Some(k) = &key {
+            rec = rec.key(&k[..]);
+        }
+        if let Some(ts) = ts_ms {
+            rec = rec.timestamp(ts);
+        }
+        if let Some(h) = headers {
+            rec = rec.headers(h);
+        }
+        if sink.cfg.partitioning == Partitioning::Input {
+            rec = rec.partition(partition % sink.partitions.max(1));
+        }
+        send(&sink.producer, rec, &where_).await?;
+    } else if let Some(w) = writer {
+        w.write_all(&out).await?;
+        if !out.ends_with(b"\n") {
+            w.write_all(b"\n").await?;
+        }
+        w.flush().await?;
+        lock(shared).done(topic, partition, offset, ts_ms);
+    }
+    Ok(())
+}
+
+/// Hands a record to the producer, waiting while its queue is full.
+async fn send(
+    producer: &KafkaProducer,
+    mut rec: BaseRecord<'_, [u8], [u8], Box<Origin>>,
+    where_: &str,
+) -> Result<()> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => bail!("kafka output: cannot produce the record from {where_}: {e}"),
+        }
+    }
+}
+
+/// A record that cannot be redacted: a placeholder to the dead-letter topic, or stop.
+fn unredactable(
+    msg: &BorrowedMessage<'_>,
+    reason: &str,
+    where_: &str,
+    sink: Option<&Sink>,
+    shared: &SharedRef,
+) -> Result<()> {
+    let dlq = sink.and_then(|s| {
+        (s.cfg.on_unredactable == OnUnredactable::DeadLetter)
+            .then_some(s.cfg.dead_letter_topic.as_deref())
+            .flatten()
+            .map(|t| (s, t))
+    });
+    let Some((sink, dlq)) = dlq else {
+        bail!(
+            "the record at {where_} cannot be redacted ({reason}); stopping before it (its offset \
+             is not committed). Set [sink.kafka] on_unredactable = \"dead-letter\" and \
+             dead_letter_topic to divert such records"
+        );
+    };
+    let placeholder = format!("[logveil: record withheld: {reason}]");
+    let offset = msg.offset().to_string();
+    let partition = msg.partition().to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: REASON_HEADER,
+            value: Some(reason),
+        })
+        .insert(Header {
+            key: "logveil-source-topic",
+            value: Some(msg.topic()),
+        })
+        .insert(Header {
+            key: "logveil-source-partition",
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: "logveil-source-offset",
+            value: Some(&offset),
+        });
+    let origin = Origin {
+        topic: msg.topic().to_string(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        ts_ms: msg.timestamp().to_millis(),
+    };
+    let mut rec = BaseRecord::<[u8], [u8], _>::with_opaque_to(dlq, Box::new(origin))
+        .payload(placeholder.as_bytes())
+        .headers(headers);
+    if let Some(ts) = msg.timestamp().to_millis() {
+        rec = rec.timestamp(ts);
+    }
+    // Dead-lettering is rare: a short blocking wait on a full queue is fine here.
+    let mut rec = rec;
+    loop {
+        match sink.producer.send(rec) {
+            Ok(()) => break,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                sink.producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => bail!("kafka output: cannot dead-letter the record from {where_}: {e}"),
+        }
+    }
+    lock(shared).dead_lettered += 1;
+    eprintln!("logveil: kafka: record at {where_} dead-lettered to {dlq}: {reason}");
+    Ok(())
+}
+
+/// The Kafka part of `--stats`: throughput, end-to-end latency, per-partition lag.
+fn report(
+    consumer: &StreamConsumer<ConsCtx>,
+    shared: &SharedRef,
+    messages: u64,
+    elapsed: Duration,
+) -> String {
+    let s = lock(shared);
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let mut out = format!(
+        "kafka: {messages} records read, {} delivered, {} dead-lettered, {:.0} records/s over {:.1} s\n",
+        s.delivered,
+        s.dead_lettered,
+        messages as f64 / secs,
+        secs
+    );
+    let h = &s.e2e_ms;
+    if !h.is_empty() {
+        out.push_str(&format!(
+            "  end-to-end latency (message timestamp to delivery ack, ms): p50 {}  p90 {}  p99 {}  max {}\n",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.max()
+        ));
+    }
+    let mut parts: Vec<_> = s.parts.iter().collect();
+    parts.sort_by(|a, b| a.0.cmp(b.0));
+    if !parts.is_empty() {
+        out.push_str("  consumer lag per partition (high watermark - committed offset):\n");
+    }
+    for ((t, p), part) in parts {
+        match consumer.fetch_watermarks(t, *p, Duration::from_secs(5)) {
+            Ok((_, high)) => out.push_str(&format!(
+                "    {t}/{p}: {}\n",
+                (high - part.committed).max(0)
+            )),
+            Err(e) => out.push_str(&format!("    {t}/{p}: unknown ({e})\n")),
+        }
+    }
+    out
+}

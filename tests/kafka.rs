@@ -1,0 +1,854 @@
+//! End-to-end tests of logveil between Kafka topics, against a real Kafka-protocol broker:
+//! tansu (installed by `tests/install-tansu.sh`, which `tests/run.sh` runs first), started
+//! here as a separate process per test on a free loopback port with sqlite storage.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const KEY: &str = "logveil-test-key-thirty-two-byte";
+
+/// The tests share two cores: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU") {
+        return p.into();
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let cargo_bin = PathBuf::from(home).join(".cargo/bin/tansu");
+    if cargo_bin.exists() {
+        return cargo_bin;
+    }
+    panic!("tansu is not installed: run `bash tests/install-tansu.sh` (tests/run.sh does it)");
+}
+
+/// A tansu broker in its own data directory.
+struct Broker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Broker {
+    fn start() -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut b = Broker {
+            dir: tempfile::tempdir().unwrap(),
+            port,
+            child: None,
+        };
+        b.spawn();
+        b
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://{}", self.addr());
+        let log = std::fs::File::create(self.dir.path().join("broker.log")).unwrap();
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite:///tansu.db"])
+            .current_dir(self.dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(self.addr()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // tansu 0.6.0's schema lacks this index: reading records with headers is quadratic
+        // without it.
+        let st = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=30); \
+                 c.execute('create index if not exists header_topition_offset_id on header (topition, offset_id)'); c.commit()",
+            )
+            .arg(self.dir.path().join("tansu.db"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "cannot index tansu's header table");
+    }
+
+    /// kill -9 and start again on the same port and data.
+    fn restart(&mut self, down_for: Duration) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        std::thread::sleep(down_for);
+        self.spawn();
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.addr())
+            .create()
+            .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let r = rt
+            .block_on(admin.create_topics(
+                &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            ))
+            .unwrap();
+        assert!(r[0].is_ok(), "create topic {name}: {:?}", r[0]);
+        // Wait until metadata shows it with all partitions.
+        let c = consumer(self, "meta");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(md) = c.fetch_metadata(Some(name), Duration::from_secs(5)) {
+                if md.topics().iter().any(|t| {
+                    t.name() == name
+                        && t.error().is_none()
+                        && t.partitions().len() == partitions as usize
+                }) {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "topic {name} not in metadata");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn consumer(b: &Broker, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", b.addr())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap()
+}
+
+/// One produced or consumed record, owned.
+#[derive(Debug, Clone, Default)]
+struct Rec {
+    partition: i32,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+    ts: Option<i64>,
+}
+
+impl Rec {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.value).into_owned()
+    }
+    fn header(&self, k: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|h| h.0 == k)
+            .map(|h| String::from_utf8_lossy(&h.1).into_owned())
+    }
+}
+
+fn produce(b: &Broker, topic: &str, recs: &[Rec]) {
+    produce_to(&b.addr(), topic, recs)
+}
+
+fn produce_to(addr: &str, topic: &str, recs: &[Rec]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for r in recs {
+        let mut rec = BaseRecord::<[u8], [u8]>::to(topic).payload(&r.value[..]);
+        if let Some(k) = &r.key {
+            rec = rec.key(&k[..]);
+        }
+        if r.partition >= 0 {
+            rec = rec.partition(r.partition);
+        }
+        if let Some(ts) = r.ts {
+            rec = rec.timestamp(ts);
+        }
+        if !r.headers.is_empty() {
+            let mut h = OwnedHeaders::new();
+            for (k, v) in &r.headers {
+                h = h.insert(Header {
+                    key: k,
+                    value: Some(&v[..]),
+                });
+            }
+            rec = rec.headers(h);
+        }
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(20));
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60))
+        .expect("test producer flush");
+}
+
+/// Reads a whole topic from the beginning until `want` records arrived (or `wait` passed).
+fn read_topic(b: &Broker, topic: &str, want: usize, wait: Duration) -> Vec<Rec> {
+    let c = consumer(b, &format!("verify-{topic}-{}", std::process::id()));
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let parts = md.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + wait;
+    while out.len() < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            out.push(Rec {
+                partition: m.partition(),
+                key: m.key().map(|k| k.to_vec()),
+                value: m.payload().unwrap_or(&[]).to_vec(),
+                headers: m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or(&[]).to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                ts: m.timestamp().to_millis(),
+            });
+        }
+    }
+    out
+}
+
+/// Records in a topic now (sum of high watermarks).
+fn topic_size(b: &Broker, topic: &str) -> i64 {
+    let c = consumer(b, "size");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    md.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            c.fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
+/// Offsets committed by `group` per partition of `topic`.
+fn committed(b: &Broker, group: &str, topic: &str, parts: i32) -> Vec<i64> {
+    let c = consumer(b, group);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..parts {
+        tpl.add_partition(topic, p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    (0..parts)
+        .map(|p| match got.find_partition(topic, p).unwrap().offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+fn logveil(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_logveil"));
+    c.env("LOGVEIL_KEY", KEY).args(args);
+    c
+}
+
+fn spawn(mut c: Command) -> Child {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logveil")
+}
+
+fn sigterm(child: &Child) {
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Waits for exit; returns the status and stderr.
+fn wait_exit(mut child: Child, within: Duration) -> (ExitStatus, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                e.read_to_string(&mut err).unwrap();
+            }
+            return (st, err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("logveil did not exit within {within:?}; stderr: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The record id planted in a value as `id=N `.
+fn id_of(text: &str) -> Option<u64> {
+    let at = text.find("id=")? + 3;
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// A fake secret unique to record `i`, which only logveil's password rule can see.
+fn planted(i: u64) -> String {
+    format!("Zq{i:07}Xw")
+}
+
+fn contains_planted(text: &str) -> bool {
+    text.match_indices("Zq").any(|(at, _)| {
+        text[at + 2..].chars().take(7).all(|c| c.is_ascii_digit()) && text.len() >= at + 11
+    })
+}
+
+/// Mixed records with ids, keys, headers and planted secrets, spread over partitions by key.
+fn records(n: u64) -> Vec<Rec> {
+    (0..n)
+        .map(|i| Rec {
+            partition: -1,
+            key: Some(format!("user-{}", i % 17).into_bytes()),
+            value: format!(
+                "2026-11-02T10:00:00Z INFO id={i} login ok user=u{} password={}",
+                i % 17,
+                planted(i)
+            )
+            .into_bytes(),
+            headers: vec![("trace".into(), format!("t{i}").into_bytes())],
+            ts: Some(1_790_000_000_000 + i as i64),
+        })
+        .collect()
+}
+
+#[test]
+fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("raw", 3);
+    b.create_topic("clean", 3);
+    let mut input = records(300);
+    // Secrets in a key and in a header.
+    input[5].key = Some(b"password=Hk7rT2mQ9x".to_vec());
+    input[6].headers.push((
+        "authorization".into(),
+        b"Bearer Mz8Qp3Lr7Tk2Vw9Xy4".to_vec(),
+    ));
+    // A private key printed one line per record, in one partition, and a record after it.
+    let pem = [
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEA7qZbW9mX2k4Lr8Tq1vYc3pN6sH0dJfE5uG2aB7cD9eF1gH3i",
+        "J5kL7mN9oP1qR3sT5uV7wX9yZ1aB3cD5eF7gH9iJ1kL3mN5oP7qR9sT1uV3wX5y",
+        "-----END RSA PRIVATE KEY-----",
+        "id=9999 after the key",
+    ];
+    for (j, line) in pem.iter().enumerate() {
+        input.push(Rec {
+            partition: 1,
+            key: None,
+            value: line.as_bytes().to_vec(),
+            headers: vec![("pem".into(), j.to_string().into_bytes())],
+            ts: Some(1_790_000_100_000 + j as i64),
+        });
+    }
+    produce(&b, "raw", &input);
+
+    let src = format!("kafka://{}/raw?group=g1", b.addr());
+    let dst = format!("kafka://{}/clean", b.addr());
+    let child = spawn(logveil(&["run", &src, "-o", &dst, "--stats"]));
+    let out = read_topic(&b, "clean", input.len(), Duration::from_secs(90));
+    sigterm(&child);
+    let (st, err) = wait_exit(child, Duration::from_secs(60));
+    assert!(st.success(), "logveil failed: {err}");
+    assert_eq!(out.len(), input.len(), "records missing; stderr: {err}");
+    assert!(
+        err.contains("records/s") && err.contains("consumer lag"),
+        "{err}"
+    );
+
+    let by_id: HashMap<u64, &Rec> = out
+        .iter()
+        .filter_map(|r| id_of(&r.text()).map(|i| (i, r)))
+        .collect();
+    for (i, r) in input.iter().enumerate().take(300) {
+        let o = by_id
+            .get(&(i as u64))
+            .unwrap_or_else(|| panic!("record {i} missing"));
+        let text = o.text();
+        assert!(!contains_planted(&text), "record {i} leaked its password");
+        assert!(
+            text.contains("password=[REDACTED:"),
+            "record {i} not redacted"
+        );
+        assert_eq!(o.ts, r.ts, "record {i}: timestamp not kept");
+        assert_eq!(
+            o.header("trace"),
+            r.header("trace"),
+            "record {i}: header not kept"
+        );
+        if i != 5 {
+            assert_eq!(o.key, r.key, "record {i}: key not kept");
+        }
+    }
+    // Key and header secrets.
+    let k5 = String::from_utf8(by_id[&5].key.clone().unwrap()).unwrap();
+    assert!(
+        k5.starts_with("password=[REDACTED:") && !k5.contains("Hk7r"),
+        "key not redacted"
+    );
+    let a6 = by_id[&6].header("authorization").unwrap();
+    assert!(
+        a6.starts_with("Bearer [REDACTED:") && !a6.contains("Mz8Q"),
+        "header not redacted"
+    );
+    // Same key, same output partition.
+    let mut part_of_key: HashMap<Vec<u8>, i32> = HashMap::new();
+    for r in out.iter().filter(|r| r.key.is_some()) {
+        let p = *part_of_key
+            .entry(r.key.clone().unwrap())
+            .or_insert(r.partition);
+        assert_eq!(p, r.partition, "one key in two partitions");
+    }
+    // The private key: the BEGIN line and every body record redacted (as in files), the END
+    // line and the next record kept.
+    let mut pem_out: Vec<&Rec> = out.iter().filter(|r| r.header("pem").is_some()).collect();
+    pem_out.sort_by_key(|r| r.header("pem"));
+    assert_eq!(pem_out.len(), 5);
+    for r in &pem_out[0..3] {
+        assert!(
+            r.text().starts_with("[REDACTED:pem-private-key:"),
+            "{}",
+            &r.text()[..8]
+        );
+    }
+    assert_eq!(pem_out[3].text(), pem[3]);
+    assert_eq!(pem_out[4].text(), pem[4]);
+    // Everything read was committed after delivery.
+    let c = committed(&b, "g1", "raw", 3);
+    let total: i64 = c.iter().sum();
+    assert_eq!(total, input.len() as i64, "committed offsets {c:?}");
+}
+
+/// Runs one logveil instance in group `g` from raw to clean.
+fn instance(b: &Broker, group: &str) -> Child {
+    let src = format!(
+        "kafka://{}/raw?group={group}&commit_interval_ms=500&session.timeout.ms=6000",
+        b.addr()
+    );
+    let dst = format!("kafka://{}/clean", b.addr());
+    spawn(logveil(&["run", &src, "-o", &dst]))
+}
+
+/// The partitions an instance holds now, from its log.
+fn assignment(log: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut now = Vec::new();
+    for line in text.lines() {
+        if let Some(parts) = line.strip_prefix("logveil: kafka source: assigned") {
+            now = parts.split_whitespace().map(String::from).collect();
+        } else if line.contains("rebalance: giving up") {
+            now.clear();
+        }
+    }
+    now
+}
+
+/// [`instance`] with its stderr in a file, to see its partition assignments while it runs.
+fn instance_logged(b: &Broker, group: &str, log: &std::path::Path) -> Child {
+    let src = format!(
+        "kafka://{}/raw?group={group}&commit_interval_ms=500&session.timeout.ms=6000",
+        b.addr()
+    );
+    let dst = format!("kafka://{}/clean", b.addr());
+    logveil(&["run", &src, "-o", &dst])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("spawn logveil")
+}
+
+/// Checks that every id in 0..n arrived, none leaked; returns the number of duplicates.
+fn check_all_arrived(out: &[Rec], n: u64) -> usize {
+    let mut seen = HashSet::new();
+    let mut dups = 0;
+    for r in out {
+        let text = r.text();
+        assert!(
+            !contains_planted(&text),
+            "a planted secret reached the clean topic"
+        );
+        let id = id_of(&text).expect("record without id");
+        if !seen.insert(id) {
+            dups += 1;
+        }
+    }
+    let missing: Vec<u64> = (0..n).filter(|i| !seen.contains(i)).take(10).collect();
+    assert!(missing.is_empty(), "records lost, e.g. {missing:?}");
+    dups
+}
+
+#[test]
+fn kafka_scale_out_two_instances_one_killed_and_restarted_loses_nothing() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("raw", 6);
+    b.create_topic("clean", 6);
+    let n = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (alog, klog) = (dir.path().join("a.log"), dir.path().join("killed.log"));
+    let a = instance_logged(&b, "scale", &alog);
+    let mut k = instance_logged(&b, "scale", &klog);
+    // The group has settled over both instances: each owns some of the 6 partitions ...
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (pa, pk) = (assignment(&alog), assignment(&klog));
+        if !pa.is_empty() && !pk.is_empty() && pa.len() + pk.len() == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group did not settle over two instances"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Then the records arrive at a steady pace, and mid-stream one instance dies.
+    let addr = b.addr();
+    let feeder = std::thread::spawn(move || {
+        for chunk in records(n).chunks(2000) {
+            produce_to(&addr, "raw", chunk);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while topic_size(&b, "clean") < n as i64 / 3 {
+        assert!(
+            Instant::now() < deadline,
+            "less than a third through within 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    k.kill().unwrap();
+    k.wait().unwrap();
+    let at = topic_size(&b, "clean");
+    assert!(
+        at < n as i64 * 2 / 3,
+        "the kill came too late to be mid-stream"
+    );
+    let k2 = instance(&b, "scale");
+    feeder.join().unwrap();
+    // Wait for every record (duplicates make the topic longer than n).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let got = read_topic(&b, "clean", usize::MAX, Duration::from_secs(3));
+        let ids: HashSet<u64> = got.iter().filter_map(|r| id_of(&r.text())).collect();
+        if ids.len() as u64 == n || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Let the survivors commit, then count.
+    std::thread::sleep(Duration::from_secs(2));
+    let total = topic_size(&b, "clean");
+    let all = read_topic(&b, "clean", total as usize, Duration::from_secs(120));
+    let dups = check_all_arrived(&all, n);
+    eprintln!(
+        "scale-out: {n} records in, {} out, {dups} duplicates after one SIGKILL at {at} records out",
+        all.len()
+    );
+    for c in [a, k2] {
+        sigterm(&c);
+        let (st, err) = wait_exit(c, Duration::from_secs(60));
+        assert!(st.success(), "{err}");
+    }
+    let c = committed(&b, "scale", "raw", 6);
+    assert_eq!(c.iter().sum::<i64>(), n as i64, "committed {c:?}");
+}
+
+#[test]
+fn kafka_broker_restart_mid_stream_loses_nothing() {
+    let _g = serial();
+    let mut b = Broker::start();
+    b.create_topic("raw", 3);
+    b.create_topic("clean", 3);
+    let n = 30_000;
+    let child = instance(&b, "restart");
+    let addr = b.addr();
+    let feeder = std::thread::spawn(move || {
+        for chunk in records(n).chunks(1000) {
+            produce_to(&addr, "raw", chunk);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while topic_size(&b, "clean") < n as i64 / 3 {
+        assert!(
+            Instant::now() < deadline,
+            "less than a third through within 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let at = topic_size(&b, "clean");
+    b.restart(Duration::from_secs(3));
+    feeder.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut out;
+    loop {
+        out = read_topic(&b, "clean", usize::MAX, Duration::from_secs(3));
+        let ids: HashSet<u64> = out.iter().filter_map(|r| id_of(&r.text())).collect();
+        if ids.len() as u64 == n || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let dups = check_all_arrived(&out, n);
+    eprintln!(
+        "broker restart: {n} records in, {} out, {dups} duplicates; broker killed at {at} out",
+        out.len()
+    );
+    sigterm(&child);
+    let (st, err) = wait_exit(child, Duration::from_secs(60));
+    assert!(st.success(), "{err}");
+    assert!(
+        err.contains("retrying") || err.contains("rebalance"),
+        "outage not logged: {err}"
+    );
+}
+
+#[test]
+fn kafka_unredactable_records_are_dead_lettered_or_stop_the_pipeline() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("raw", 1);
+    b.create_topic("clean", 1);
+    b.create_topic("dlq", 1);
+    let mut input = records(10);
+    input[4].value = format!("id=4 password={} {}", planted(4), "x".repeat(5000)).into_bytes();
+    produce(&b, "raw", &input);
+
+    // Stop: exit 2, nothing from offset 4 on is committed, the record is never produced.
+    let src = format!("kafka://{}/raw?group=stop&max_message_bytes=2000", b.addr());
+    let dst = format!("kafka://{}/clean", b.addr());
+    let (st, err) = wait_exit(
+        spawn(logveil(&["run", &src, "-o", &dst])),
+        Duration::from_secs(60),
+    );
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot be redacted") && err.contains("oversized"),
+        "{err}"
+    );
+    assert!(!err.contains("Zq00"), "stderr shows the secret");
+    let c = committed(&b, "stop", "raw", 1);
+    assert!(
+        c[0] <= 4,
+        "offset of the unredactable record committed: {c:?}"
+    );
+    let out = read_topic(&b, "clean", 10, Duration::from_secs(5));
+    assert!(out.iter().all(|r| id_of(&r.text()) != Some(4)));
+
+    // Dead letter: a placeholder with the reason; the rest goes on.
+    let src = format!("kafka://{}/raw?group=dl&max_message_bytes=2000", b.addr());
+    let dst = format!(
+        "kafka://{}/clean?on_unredactable=dead-letter&dead_letter_topic=dlq",
+        b.addr()
+    );
+    let child = spawn(logveil(&["run", &src, "-o", &dst]));
+    let dlq = read_topic(&b, "dlq", 1, Duration::from_secs(60));
+    let out = read_topic(&b, "clean", 13, Duration::from_secs(10));
+    sigterm(&child);
+    let (st, err) = wait_exit(child, Duration::from_secs(60));
+    assert!(st.success(), "{err}");
+    assert_eq!(dlq.len(), 1);
+    assert!(dlq[0]
+        .text()
+        .starts_with("[logveil: record withheld: oversized"));
+    assert!(!contains_planted(&dlq[0].text()));
+    assert_eq!(
+        dlq[0].header("logveil-reason").unwrap().split(':').next(),
+        Some("oversized")
+    );
+    assert_eq!(dlq[0].header("logveil-source-offset").as_deref(), Some("4"));
+    let ids: HashSet<u64> = out.iter().filter_map(|r| id_of(&r.text())).collect();
+    assert!(ids.contains(&9) && !ids.contains(&4), "{ids:?}");
+    assert_eq!(committed(&b, "dl", "raw", 1), vec![10]);
+}
+
+#[test]
+fn kafka_startup_errors_are_clear_and_fail_within_the_timeout() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("raw", 1);
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases: Vec<(String, String, Vec<&str>)> = vec![
+        (
+            format!("kafka://127.0.0.1:{dead}/raw?startup_timeout_secs=3"),
+            format!("kafka://{}/raw", b.addr()),
+            vec!["cannot reach brokers", "startup_timeout_secs"],
+        ),
+        (
+            format!("kafka://{}/nope?startup_timeout_secs=5", b.addr()),
+            format!("kafka://{}/raw", b.addr()),
+            vec!["topic 'nope' does not exist"],
+        ),
+        (
+            format!("kafka://{}/raw", b.addr()),
+            format!("kafka://{}/missing-out?startup_timeout_secs=5", b.addr()),
+            vec!["kafka output", "topic 'missing-out' does not exist"],
+        ),
+        (
+            format!("kafka://{}/raw?no.such.property=1", b.addr()),
+            format!("kafka://{}/raw", b.addr()),
+            vec!["no.such.property"],
+        ),
+        (
+            format!(
+                "kafka://{}/raw?sasl.password=Sup3rS3cretPw&security.protocol=bogus",
+                b.addr()
+            ),
+            format!("kafka://{}/raw", b.addr()),
+            vec!["security.protocol"],
+        ),
+    ];
+    for (src, dst, needles) in cases {
+        let t0 = Instant::now();
+        let (st, err) = wait_exit(
+            spawn(logveil(&["run", &src, "-o", &dst])),
+            Duration::from_secs(40),
+        );
+        assert_eq!(st.code(), Some(2), "{err}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "took {:?}",
+            t0.elapsed()
+        );
+        for n in needles {
+            assert!(err.contains(n), "missing {n:?} in {err}");
+        }
+        assert!(
+            !err.contains("Sup3rS3cretPw"),
+            "a property value was echoed"
+        );
+    }
+}
+
+#[test]
+fn files_to_kafka_and_kafka_to_stdout() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("lines", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.log");
+    let text: String = (0..50)
+        .map(|i| format!("id={i} password={}\n", planted(i)))
+        .collect();
+    std::fs::write(&file, &text).unwrap();
+    let dst = format!("kafka://{}/lines", b.addr());
+    let o = logveil(&["run", file.to_str().unwrap(), "-o", &dst])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = read_topic(&b, "lines", 50, Duration::from_secs(30));
+    assert_eq!(out.len(), 50);
+    let ids: BTreeMap<u64, String> = out
+        .iter()
+        .map(|r| (id_of(&r.text()).unwrap(), r.text()))
+        .collect();
+    assert_eq!(ids.len(), 50);
+    assert!(ids
+        .values()
+        .all(|t| t.contains("password=[REDACTED:") && !t.ends_with('\n')));
+
+    // Back out to stdout, one line per record.
+    let src = format!("kafka://{}/lines?group=out", b.addr());
+    let child = spawn(logveil(&["run", &src]));
+    std::thread::sleep(Duration::from_secs(1));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed(&b, "out", "lines", 2).iter().sum::<i64>() < 50 {
+        assert!(Instant::now() < deadline, "stdout run did not commit");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sigterm(&child);
+    let mut child = child;
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let (st, err) = wait_exit(child, Duration::from_secs(30));
+    assert!(st.success(), "{err}");
+    assert_eq!(stdout.lines().count(), 50);
+    assert!(!contains_planted(&stdout));
+}
