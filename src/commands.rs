@@ -209,7 +209,14 @@ fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
             Some(cfg) => {
                 let engine = engine.clone();
                 // Startup talks to the brokers with blocking calls: off the async workers.
-                kafka::run(src, kafka::KafkaOutput::Kafka(cfg), &engine, &mut stats).await
+                kafka::run(
+                    src,
+                    kafka::KafkaOutput::Kafka(cfg),
+                    &engine,
+                    &mut stats,
+                    None,
+                )
+                .await
             }
             None => {
                 let mut w = match &spec {
@@ -218,8 +225,14 @@ fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
                     }
                     _ => sink::stdout(),
                 };
-                let r =
-                    kafka::run(src, kafka::KafkaOutput::Writer(&mut w), &engine, &mut stats).await;
+                let r = kafka::run(
+                    src,
+                    kafka::KafkaOutput::Writer(&mut w),
+                    &engine,
+                    &mut stats,
+                    None,
+                )
+                .await;
                 let closed = w.shutdown().await;
                 let r = r?;
                 closed.context("output")?;

@@ -4,14 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use logveil::kafka::tansu;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -27,133 +25,21 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("TANSU") {
-        return p.into();
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let cargo_bin = PathBuf::from(home).join(".cargo/bin/tansu");
-    if cargo_bin.exists() {
-        return cargo_bin;
-    }
-    panic!("tansu is not installed: run `bash tests/install-tansu.sh` (tests/run.sh does it)");
-}
-
-/// A tansu broker in its own data directory.
-struct Broker {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
+/// A tansu broker for one test; panics with the reason when it cannot start.
+struct Broker(tansu::Broker);
 
 impl Broker {
     fn start() -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut b = Broker {
-            dir: tempfile::tempdir().unwrap(),
-            port,
-            child: None,
-        };
-        b.spawn();
-        b
+        Broker(tansu::Broker::start().expect("start the tansu broker"))
     }
-
     fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.0.addr()
     }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://{}", self.addr());
-        let log = std::fs::File::create(self.dir.path().join("broker.log")).unwrap();
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite:///tansu.db"])
-            .current_dir(self.dir.path())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(self.addr()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // tansu 0.6.0's schema lacks this index: reading records with headers is quadratic
-        // without it.
-        let st = Command::new("python3")
-            .arg("-c")
-            .arg(
-                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=30); \
-                 c.execute('create index if not exists header_topition_offset_id on header (topition, offset_id)'); c.commit()",
-            )
-            .arg(self.dir.path().join("tansu.db"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "cannot index tansu's header table");
-    }
-
-    /// kill -9 and start again on the same port and data.
-    fn restart(&mut self, down_for: Duration) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-        std::thread::sleep(down_for);
-        self.spawn();
-    }
-
     fn create_topic(&self, name: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", self.addr())
-            .create()
-            .unwrap();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let r = rt
-            .block_on(admin.create_topics(
-                &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new(),
-            ))
-            .unwrap();
-        assert!(r[0].is_ok(), "create topic {name}: {:?}", r[0]);
-        // Wait until metadata shows it with all partitions.
-        let c = consumer(self, "meta");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(md) = c.fetch_metadata(Some(name), Duration::from_secs(5)) {
-                if md.topics().iter().any(|t| {
-                    t.name() == name
-                        && t.error().is_none()
-                        && t.partitions().len() == partitions as usize
-                }) {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "topic {name} not in metadata");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.0.create_topic(name, partitions).expect("create topic");
     }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    fn restart(&mut self, down_for: Duration) {
+        self.0.restart(down_for).expect("restart the tansu broker");
     }
 }
 
@@ -311,15 +197,42 @@ fn logveil(args: &[&str]) -> Command {
     c
 }
 
-fn spawn(mut c: Command) -> Child {
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn logveil")
+/// A logveil process that is killed if a failing test leaves it running.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
 }
 
-fn sigterm(child: &Child) {
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn(mut c: Command) -> Proc {
+    Proc(
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn logveil"),
+    )
+}
+
+fn sigterm(child: &Proc) {
     let st = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -328,7 +241,7 @@ fn sigterm(child: &Child) {
 }
 
 /// Waits for exit; returns the status and stderr.
-fn wait_exit(mut child: Child, within: Duration) -> (ExitStatus, String) {
+fn wait_exit(mut child: Proc, within: Duration) -> (ExitStatus, String) {
     let deadline = Instant::now() + within;
     loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -496,7 +409,7 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
 }
 
 /// Runs one logveil instance in group `g` from raw to clean.
-fn instance(b: &Broker, group: &str) -> Child {
+fn instance(b: &Broker, group: &str) -> Proc {
     let src = format!(
         "kafka://{}/raw?group={group}&commit_interval_ms=500&session.timeout.ms=6000",
         b.addr()
@@ -520,18 +433,20 @@ fn assignment(log: &std::path::Path) -> Vec<String> {
 }
 
 /// [`instance`] with its stderr in a file, to see its partition assignments while it runs.
-fn instance_logged(b: &Broker, group: &str, log: &std::path::Path) -> Child {
+fn instance_logged(b: &Broker, group: &str, log: &std::path::Path) -> Proc {
     let src = format!(
         "kafka://{}/raw?group={group}&commit_interval_ms=500&session.timeout.ms=6000",
         b.addr()
     );
     let dst = format!("kafka://{}/clean", b.addr());
-    logveil(&["run", &src, "-o", &dst])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("spawn logveil")
+    Proc(
+        logveil(&["run", &src, "-o", &dst])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("spawn logveil"),
+    )
 }
 
 /// Checks that every id in 0..n arrived, none leaked; returns the number of duplicates.
@@ -834,8 +749,19 @@ fn files_to_kafka_and_kafka_to_stdout() {
     let child = spawn(logveil(&["run", &src]));
     std::thread::sleep(Duration::from_secs(1));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while committed(&b, "out", "lines", 2).iter().sum::<i64>() < 50 {
-        assert!(Instant::now() < deadline, "stdout run did not commit");
+    // -1: nothing committed (a partition that got no records).
+    while committed(&b, "out", "lines", 2)
+        .iter()
+        .map(|&o| o.max(0))
+        .sum::<i64>()
+        < 50
+    {
+        if Instant::now() > deadline {
+            let c = committed(&b, "out", "lines", 2);
+            sigterm(&child);
+            let (_, err) = wait_exit(child, Duration::from_secs(30));
+            panic!("stdout run did not commit (committed {c:?}); stderr: {err}");
+        }
         std::thread::sleep(Duration::from_millis(300));
     }
     sigterm(&child);
@@ -851,4 +777,39 @@ fn files_to_kafka_and_kafka_to_stdout() {
     assert!(st.success(), "{err}");
     assert_eq!(stdout.lines().count(), 50);
     assert!(!contains_planted(&stdout));
+}
+
+#[test]
+fn kafka_partitioning_by_input_partition() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("raw", 3);
+    b.create_topic("clean", 3);
+    // One key for all, spread by hand: the key partitioner would put them all together.
+    let input: Vec<Rec> = records(60)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.partition = (i % 3) as i32;
+            r.key = Some(b"same-key".to_vec());
+            r
+        })
+        .collect();
+    produce(&b, "raw", &input);
+    let src = format!("kafka://{}/raw?group=p", b.addr());
+    let dst = format!("kafka://{}/clean?partitioning=input", b.addr());
+    let child = spawn(logveil(&["run", &src, "-o", &dst]));
+    let out = read_topic(&b, "clean", 60, Duration::from_secs(60));
+    sigterm(&child);
+    let (st, err) = wait_exit(child, Duration::from_secs(60));
+    assert!(st.success(), "{err}");
+    assert_eq!(out.len(), 60);
+    for r in &out {
+        let id = id_of(&r.text()).unwrap();
+        assert_eq!(
+            r.partition as u64,
+            id % 3,
+            "record {id} left its partition number"
+        );
+    }
 }

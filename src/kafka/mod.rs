@@ -21,6 +21,7 @@
 
 pub mod lines;
 pub mod settings;
+pub mod tansu;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -212,6 +213,27 @@ impl ClientContext for ConsCtx {
 }
 
 impl ConsumerContext for ConsCtx {
+    /// An offset counts as committed only once the group coordinator confirmed it: a failed
+    /// asynchronous commit is simply made again at the next tick.
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        if result.is_err() {
+            return;
+        }
+        let mut s = lock(&self.shared);
+        for e in offsets.elements() {
+            if let (Offset::Offset(o), Some(p)) = (
+                e.offset(),
+                s.parts.get_mut(&(e.topic().to_string(), e.partition())),
+            ) {
+                p.committed = p.committed.max(o);
+            }
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
@@ -359,13 +381,15 @@ fn open_sink(cfg: KafkaSinkConfig, shared: &SharedRef) -> Result<Sink> {
     })
 }
 
-/// Runs a Kafka input until SIGTERM/SIGINT (or a fatal error). Statistics go to `stats`; the
-/// Kafka-specific ones are returned as text for `--stats`.
+/// Runs a Kafka input until SIGTERM/SIGINT, `stop` (for embedding: benchmarks), or a fatal
+/// error. Statistics go to `stats`; the Kafka-specific ones are returned as text for
+/// `--stats`.
 pub async fn run(
     src: KafkaSourceConfig,
     output: KafkaOutput<'_>,
     engine: &Engine,
     stats: &mut Stats,
+    stop_on: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<String> {
     let shared: SharedRef = Arc::new(Mutex::new(Shared::new()));
     let brokers = src.brokers.clone().unwrap_or_default();
@@ -425,6 +449,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            _ = notified(&stop_on) => break,
             _ = commit_tick.tick() => {
                 commit(&consumer, &shared, CommitMode::Async, &log);
             }
@@ -480,6 +505,13 @@ pub async fn run(
     }
 }
 
+async fn notified(n: &Option<Arc<tokio::sync::Notify>>) {
+    match n {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Commits, per partition, the offset before which everything is delivered.
 fn commit(consumer: &StreamConsumer<ConsCtx>, shared: &SharedRef, mode: CommitMode, log: &Log) {
     let mut tpl = TopicPartitionList::new();
@@ -498,7 +530,8 @@ fn commit(consumer: &StreamConsumer<ConsCtx>, shared: &SharedRef, mode: CommitMo
         return;
     }
     match consumer.commit(&tpl, mode) {
-        Ok(()) => {
+        // An asynchronous commit is confirmed in `commit_callback`.
+        Ok(()) if matches!(mode, CommitMode::Sync) => {
             let mut s = lock(shared);
             for (tp, c) in planned {
                 if let Some(p) = s.parts.get_mut(&tp) {
@@ -506,6 +539,7 @@ fn commit(consumer: &StreamConsumer<ConsCtx>, shared: &SharedRef, mode: CommitMo
                 }
             }
         }
+        Ok(()) => {}
         Err(e) => log.say("commit", &format!("offset commit failed: {e}; will retry")),
     }
 }
