@@ -332,7 +332,7 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
     }
     produce(&b, "raw", &input);
 
-    let src = format!("kafka://{}/raw?group=g1", b.addr());
+    let src = format!("kafka://{}/raw?group=g1&stats_interval_secs=1", b.addr());
     let dst = format!("kafka://{}/clean", b.addr());
     let child = spawn(logveil(&["run", &src, "-o", &dst, "--stats"]));
     let out = read_topic(&b, "clean", input.len(), Duration::from_secs(90));
@@ -341,7 +341,12 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
     assert!(st.success(), "logveil failed: {err}");
     assert_eq!(out.len(), input.len(), "records missing; stderr: {err}");
     assert!(
-        err.contains("records/s") && err.contains("consumer lag"),
+        err.contains("records/s") && err.contains("end-to-end latency"),
+        "{err}"
+    );
+    // Every second while running, and once more at exit.
+    assert!(
+        err.matches("consumer lag per partition").count() >= 2,
         "{err}"
     );
 
@@ -680,6 +685,15 @@ fn kafka_startup_errors_are_clear_and_fail_within_the_timeout() {
             format!("kafka://{}/raw", b.addr()),
             format!("kafka://{}/missing-out?startup_timeout_secs=5", b.addr()),
             vec!["kafka output", "topic 'missing-out' does not exist"],
+        ),
+        (
+            // Bad credentials: this broker speaks no SASL, so the handshake never completes.
+            format!(
+                "kafka://{}/raw?security.protocol=SASL_PLAINTEXT&sasl.mechanisms=PLAIN&sasl.username=u&sasl.password=Sup3rS3cretPw&startup_timeout_secs=5",
+                b.addr()
+            ),
+            format!("kafka://{}/raw", b.addr()),
+            vec!["cannot reach brokers", "credentials"],
         ),
         (
             format!("kafka://{}/raw?no.such.property=1", b.addr()),

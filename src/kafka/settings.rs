@@ -45,6 +45,9 @@ pub struct KafkaSourceConfig {
     pub commit_interval_ms: u64,
     /// Startup (brokers reachable, topics exist) must succeed within this many seconds.
     pub startup_timeout_secs: u64,
+    /// Print the Kafka statistics (records/s, latency, lag per partition) to stderr this often;
+    /// 0: only at exit, with `--stats`.
+    pub stats_interval_secs: u64,
     /// Any librdkafka consumer property (`security.protocol`, `ssl.*`, `sasl.*`, ...).
     pub properties: BTreeMap<String, String>,
 }
@@ -60,6 +63,7 @@ impl Default for KafkaSourceConfig {
             max_message_bytes: 8 * 1024 * 1024,
             commit_interval_ms: 1000,
             startup_timeout_secs: 30,
+            stats_interval_secs: 0,
             properties: BTreeMap::new(),
         }
     }
@@ -222,6 +226,7 @@ pub fn source_from(arg: &str, base: Option<&KafkaSourceConfig>) -> Result<KafkaS
             "max_message_bytes" => c.max_message_bytes = parse_num(&k, &v)?,
             "commit_interval_ms" => c.commit_interval_ms = parse_num(&k, &v)?,
             "startup_timeout_secs" => c.startup_timeout_secs = parse_num(&k, &v)?,
+            "stats_interval_secs" => c.stats_interval_secs = parse_num(&k, &v)?,
             _ => {
                 c.properties.insert(k, v);
             }
