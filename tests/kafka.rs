@@ -413,14 +413,18 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
     assert_eq!(total, input.len() as i64, "committed offsets {c:?}");
 }
 
-/// Runs one logveil instance in group `g` from raw to clean.
-fn instance(b: &Broker, group: &str) -> Proc {
+/// `logveil run` from raw to clean as one instance of consumer group `group`.
+fn instance_cmd(b: &Broker, group: &str) -> Command {
     let src = format!(
         "kafka://{}/raw?group={group}&commit_interval_ms=500&session.timeout.ms=6000",
         b.addr()
     );
     let dst = format!("kafka://{}/clean", b.addr());
-    spawn(logveil(&["run", &src, "-o", &dst]))
+    logveil(&["run", &src, "-o", &dst])
+}
+
+fn instance(b: &Broker, group: &str) -> Proc {
+    spawn(instance_cmd(b, group))
 }
 
 /// The partitions an instance holds now, from its log.
@@ -439,19 +443,54 @@ fn assignment(log: &std::path::Path) -> Vec<String> {
 
 /// [`instance`] with its stderr in a file, to see its partition assignments while it runs.
 fn instance_logged(b: &Broker, group: &str, log: &std::path::Path) -> Proc {
-    let src = format!(
-        "kafka://{}/raw?group={group}&commit_interval_ms=500&session.timeout.ms=6000",
-        b.addr()
-    );
-    let dst = format!("kafka://{}/clean", b.addr());
     Proc(
-        logveil(&["run", &src, "-o", &dst])
+        instance_cmd(b, group)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .expect("spawn logveil"),
     )
+}
+
+/// Produces `records(n)` to raw in chunks with pauses, from a thread.
+fn feed_paced(b: &Broker, n: u64, chunk: usize) -> std::thread::JoinHandle<()> {
+    let addr = b.addr();
+    std::thread::spawn(move || {
+        for c in records(n).chunks(chunk) {
+            produce_to(&addr, "raw", c);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// Waits until a third of `n` records reached clean; returns how many did.
+fn wait_for_a_third(b: &Broker, n: u64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let size = topic_size(b, "clean");
+        if size >= n as i64 / 3 {
+            return size;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "less than a third through within 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads clean until every id below `n` is there (duplicates make it longer), or 600 s.
+fn read_all_ids(b: &Broker, n: u64) -> Vec<Rec> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let got = read_topic(b, "clean", usize::MAX, Duration::from_secs(3));
+        let ids: HashSet<u64> = got.iter().filter_map(|r| id_of(&r.text())).collect();
+        if ids.len() as u64 == n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Checks that every id in 0..n arrived, none leaked; returns the number of duplicates.
@@ -499,21 +538,8 @@ fn kafka_scale_out_two_instances_one_killed_and_restarted_loses_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Then the records arrive at a steady pace, and mid-stream one instance dies.
-    let addr = b.addr();
-    let feeder = std::thread::spawn(move || {
-        for chunk in records(n).chunks(2000) {
-            produce_to(&addr, "raw", chunk);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while topic_size(&b, "clean") < n as i64 / 3 {
-        assert!(
-            Instant::now() < deadline,
-            "less than a third through within 300 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let feeder = feed_paced(&b, n, 2000);
+    wait_for_a_third(&b, n);
     k.kill().unwrap();
     k.wait().unwrap();
     let at = topic_size(&b, "clean");
@@ -523,16 +549,7 @@ fn kafka_scale_out_two_instances_one_killed_and_restarted_loses_nothing() {
     );
     let k2 = instance(&b, "scale");
     feeder.join().unwrap();
-    // Wait for every record (duplicates make the topic longer than n).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let got = read_topic(&b, "clean", usize::MAX, Duration::from_secs(3));
-        let ids: HashSet<u64> = got.iter().filter_map(|r| id_of(&r.text())).collect();
-        if ids.len() as u64 == n || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    read_all_ids(&b, n);
     // Let the survivors commit, then count.
     std::thread::sleep(Duration::from_secs(2));
     let total = topic_size(&b, "clean");
@@ -559,34 +576,11 @@ fn kafka_broker_restart_mid_stream_loses_nothing() {
     b.create_topic("clean", 3);
     let n = 30_000;
     let child = instance(&b, "restart");
-    let addr = b.addr();
-    let feeder = std::thread::spawn(move || {
-        for chunk in records(n).chunks(1000) {
-            produce_to(&addr, "raw", chunk);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while topic_size(&b, "clean") < n as i64 / 3 {
-        assert!(
-            Instant::now() < deadline,
-            "less than a third through within 300 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let at = topic_size(&b, "clean");
+    let feeder = feed_paced(&b, n, 1000);
+    let at = wait_for_a_third(&b, n);
     b.restart(Duration::from_secs(3));
     feeder.join().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut out;
-    loop {
-        out = read_topic(&b, "clean", usize::MAX, Duration::from_secs(3));
-        let ids: HashSet<u64> = out.iter().filter_map(|r| id_of(&r.text())).collect();
-        if ids.len() as u64 == n || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let out = read_all_ids(&b, n);
     let dups = check_all_arrived(&out, n);
     eprintln!(
         "broker restart: {n} records in, {} out, {dups} duplicates; broker killed at {at} out",

@@ -11,11 +11,10 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
 use tokio::io::AsyncWrite;
 
 use super::settings::{client_error, KafkaSinkConfig};
-use super::{check_topics, client_config, Log};
+use super::{check_topics, client_config, logging_context, Log};
 
 struct LineCtx {
     failed: AtomicU64,
@@ -23,19 +22,7 @@ struct LineCtx {
     log: Log,
 }
 
-impl ClientContext for LineCtx {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
-        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
-            self.log.say(fac, msg);
-        }
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.say(
-            &format!("{error:?}"),
-            &format!("{error} ({reason}); retrying"),
-        );
-    }
-}
+logging_context!(LineCtx);
 
 impl ProducerContext for LineCtx {
     type DeliveryOpaque = ();

@@ -144,6 +144,27 @@ impl Log {
     }
 }
 
+/// librdkafka's own log lines (warnings and worse) and client errors go to a context's `log`
+/// field ([`Log`]): one line per kind per second on stderr.
+macro_rules! logging_context {
+    ($t:ty) => {
+        impl rdkafka::ClientContext for $t {
+            fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+                if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
+                    self.log.say(fac, msg);
+                }
+            }
+            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+                self.log.say(
+                    &format!("{error:?}"),
+                    &format!("{error} ({reason}); retrying"),
+                );
+            }
+        }
+    };
+}
+pub(crate) use logging_context;
+
 /// Where a delivery belongs: the input record it came from.
 struct Origin {
     topic: String,
@@ -157,19 +178,7 @@ struct ProdCtx {
     log: Log,
 }
 
-impl ClientContext for ProdCtx {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
-        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
-            self.log.say(fac, msg);
-        }
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.say(
-            &format!("{error:?}"),
-            &format!("{error} ({reason}); retrying"),
-        );
-    }
-}
+logging_context!(ProdCtx);
 
 impl ProducerContext for ProdCtx {
     type DeliveryOpaque = Box<Origin>;
@@ -199,19 +208,7 @@ struct ConsCtx {
     log: Log,
 }
 
-impl ClientContext for ConsCtx {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
-        if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
-            self.log.say(fac, msg);
-        }
-    }
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.say(
-            &format!("{error:?}"),
-            &format!("{error} ({reason}); retrying"),
-        );
-    }
-}
+logging_context!(ConsCtx);
 
 impl ConsumerContext for ConsCtx {
     /// An offset counts as committed only once the group coordinator confirmed it: a failed
