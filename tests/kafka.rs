@@ -61,6 +61,8 @@ struct Rec {
     value: Vec<u8>,
     headers: Vec<(String, Vec<u8>)>,
     ts: Option<i64>,
+    /// A null value (tombstone), not an empty one.
+    null: bool,
 }
 
 impl Rec {
@@ -87,7 +89,10 @@ fn produce_to(addr: &str, topic: &str, recs: &[Rec]) {
         .create()
         .unwrap();
     for r in recs {
-        let mut rec = BaseRecord::<[u8], [u8]>::to(topic).payload(&r.value[..]);
+        let mut rec = BaseRecord::<[u8], [u8]>::to(topic);
+        if !r.null {
+            rec = rec.payload(&r.value[..]);
+        }
         if let Some(k) = &r.key {
             rec = rec.key(&k[..]);
         }
@@ -152,6 +157,7 @@ fn read_topic(b: &Broker, topic: &str, want: usize, wait: Duration) -> Vec<Rec> 
                     })
                     .unwrap_or_default(),
                 ts: m.timestamp().to_millis(),
+                null: m.payload().is_none(),
             });
         }
     }
@@ -296,6 +302,7 @@ fn records(n: u64) -> Vec<Rec> {
             .into_bytes(),
             headers: vec![("trace".into(), format!("t{i}").into_bytes())],
             ts: Some(1_790_000_000_000 + i as i64),
+            null: false,
         })
         .collect()
 }
@@ -328,6 +335,7 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
             value: line.as_bytes().to_vec(),
             headers: vec![("pem".into(), j.to_string().into_bytes())],
             ts: Some(1_790_000_100_000 + j as i64),
+            null: false,
         });
     }
     produce(&b, "raw", &input);
@@ -820,4 +828,76 @@ fn kafka_partitioning_by_input_partition() {
             "record {id} left its partition number"
         );
     }
+}
+
+#[test]
+fn kafka_stop_inside_a_private_key_resumes_at_its_begin_line_and_tombstones_stay_null() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("raw", 1);
+    b.create_topic("clean", 1);
+    let line = |v: &str| Rec {
+        partition: 0,
+        value: v.as_bytes().to_vec(),
+        ..Rec::default()
+    };
+    let body1 = "MIIEowIBAAKCAQEA7qZbW9mX2k4Lr8Tq1vYc3pN6sH0dJfE5uG2aB7cD9eF1gH3i";
+    let body2 = "J5kL7mN9oP1qR3sT5uV7wX9yZ1aB3cD5eF7gH9iJ1kL3mN5oP7qR9sT1uV3wX5y";
+    // A tombstone, then a key whose END has not been logged yet.
+    let mut first = vec![Rec {
+        partition: 0,
+        key: Some(b"gone".to_vec()),
+        null: true,
+        ..Rec::default()
+    }];
+    first.push(line("id=1 before"));
+    first.push(line("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    first.push(line(body1));
+    produce(&b, "raw", &first);
+    let src = format!("kafka://{}/raw?group=pk&commit_interval_ms=200", b.addr());
+    let dst = format!("kafka://{}/clean", b.addr());
+    let child = spawn(logveil(&["run", &src, "-o", &dst]));
+    let out = read_topic(&b, "clean", 4, Duration::from_secs(60));
+    assert_eq!(out.len(), 4);
+    std::thread::sleep(Duration::from_millis(600));
+    sigterm(&child);
+    let (st, err) = wait_exit(child, Duration::from_secs(60));
+    assert!(st.success(), "{err}");
+    assert!(
+        out[0].null && out[0].key.as_deref() == Some(&b"gone"[..]),
+        "tombstone not kept"
+    );
+    // Stopped inside the key: the commit stops at its BEGIN record (offset 2).
+    assert_eq!(committed(&b, "pk", "raw", 1), vec![2]);
+
+    // The rest of the key arrives; the next run starts at BEGIN and still knows the body.
+    produce(
+        &b,
+        "raw",
+        &[
+            line(body2),
+            line("-----END OPENSSH PRIVATE KEY-----"),
+            line("id=2 after"),
+        ],
+    );
+    let child = spawn(logveil(&["run", &src, "-o", &dst]));
+    let out = read_topic(&b, "clean", 9, Duration::from_secs(60));
+    sigterm(&child);
+    let (st, err) = wait_exit(child, Duration::from_secs(60));
+    assert!(st.success(), "{err}");
+    assert_eq!(
+        out.len(),
+        9,
+        "BEGIN and the first body line come again, then the rest"
+    );
+    for r in &out {
+        let t = r.text();
+        assert!(
+            !t.contains("MIIEow") && !t.contains("J5kL7m"),
+            "key body leaked: {}",
+            &t[..8.min(t.len())]
+        );
+    }
+    assert_eq!(out[8].text(), "id=2 after");
+    assert_eq!(committed(&b, "pk", "raw", 1), vec![7]);
 }

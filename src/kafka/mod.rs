@@ -63,12 +63,18 @@ struct Part {
     committed: i64,
     /// Private-key state at the end of the last record read.
     carry: Carry,
+    /// While a private key printed one line per record is open: the offset of the record
+    /// that opened it. Commits stop there, so whoever reads the partition next (after a
+    /// restart or a rebalance) starts at the BEGIN line and knows the body lines for what
+    /// they are.
+    key_from: Option<i64>,
 }
 
 impl Part {
     /// The offset that may be committed: everything before it is delivered.
     fn committable(&self) -> i64 {
-        self.in_flight.first().copied().unwrap_or(self.next)
+        let done = self.in_flight.first().copied().unwrap_or(self.next);
+        self.key_from.map_or(done, |k| done.min(k))
     }
 }
 
@@ -205,6 +211,8 @@ type KafkaProducer = ThreadedProducer<ProdCtx>;
 struct ConsCtx {
     shared: SharedRef,
     producer: Option<Arc<KafkaProducer>>,
+    /// How long a revoke waits for outstanding deliveries.
+    drain: Duration,
     log: Log,
 }
 
@@ -233,12 +241,23 @@ impl ConsumerContext for ConsCtx {
     }
 
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else {
-            return;
+        let tpl = match rebalance {
+            Rebalance::Revoke(tpl) => tpl,
+            Rebalance::Assign(_) => return,
+            Rebalance::Error(e) => {
+                // librdkafka drops the whole assignment: so do we (the next owner re-reads
+                // what was not committed).
+                lock(&self.shared).parts.clear();
+                self.log.say(
+                    "rebalance",
+                    &format!("rebalance error: {e}; assignment dropped"),
+                );
+                return;
+            }
         };
         // Let what is in flight be delivered, then commit it before giving the partitions up.
         if let Some(p) = &self.producer {
-            let _ = p.flush(Duration::from_secs(10));
+            let _ = p.flush(self.drain);
         }
         let mut commit = TopicPartitionList::new();
         {
@@ -405,6 +424,7 @@ pub async fn run(
     let ctx = ConsCtx {
         shared: Arc::clone(&shared),
         producer: sink.as_ref().map(|s| Arc::clone(&s.producer)),
+        drain: Duration::from_secs(sink.as_ref().map_or(10, |s| s.cfg.drain_timeout_secs)),
         log: Log::new("input"),
     };
     let consumer: StreamConsumer<ConsCtx> = cc.create_with_context(ctx).map_err(|e| {
@@ -430,6 +450,7 @@ pub async fn run(
     })?;
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut commit_tick = tokio::time::interval(Duration::from_millis(src.commit_interval_ms));
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let every = Duration::from_secs(src.stats_interval_secs.max(1));
@@ -448,7 +469,7 @@ pub async fn run(
             break;
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             _ = notified(&stop_on) => break,
             _ = commit_tick.tick() => {
@@ -617,6 +638,8 @@ async fn handle(
 ) -> Result<()> {
     let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
     let ts_ms = msg.timestamp().to_millis();
+    // A null value (a tombstone) stays null.
+    let tombstone = msg.payload().is_none();
     let value = msg.payload().unwrap_or(&[]);
     let carry = {
         let mut s = lock(shared);
@@ -632,53 +655,60 @@ async fn handle(
         p.carry
     };
     let where_ = format!("{topic}/{partition} offset {offset}");
-    let redacted = if value.len() > src.max_message_bytes {
-        Err(format!(
+    if value.len() > src.max_message_bytes {
+        let reason = format!(
             "oversized: {} bytes > max_message_bytes {}",
             value.len(),
             src.max_message_bytes
-        ))
-    } else {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            redact_value(engine, value, carry, scratch)
-        }))
-        .map_err(|_| "engine failure".to_string())
-    };
-    let (out, after, r) = match redacted {
+        );
+        return unredactable(msg, &reason, &where_, sink, shared);
+    }
+    // Value, key and headers: a panic anywhere in here (the engine, or rdkafka on a header
+    // name that is not UTF-8) fails this record closed instead of the process.
+    let redacted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (out, after, r) = redact_value(engine, value, carry, scratch);
+        stats.add_batch(&r, false);
+        let key = match msg.key() {
+            Some(k) if src.redact_keys && !k.is_empty() => {
+                Some(redact_small(engine, k, scratch, stats))
+            }
+            Some(k) => Some(k.to_vec()),
+            None => None,
+        };
+        let headers = msg.headers().map(|hs| {
+            let mut owned = OwnedHeaders::new_with_capacity(hs.count());
+            for h in hs.iter() {
+                let v = match h.value {
+                    Some(v) if src.redact_headers && !v.is_empty() => {
+                        Some(redact_header(engine, h.key, v, scratch, stats))
+                    }
+                    Some(v) => Some(v.to_vec()),
+                    None => None,
+                };
+                owned = owned.insert(Header {
+                    key: h.key,
+                    value: v.as_deref(),
+                });
+            }
+            owned
+        });
+        (out, after, key, headers)
+    }));
+    let (out, after, key, headers) = match redacted {
         Ok(x) => x,
-        Err(reason) => {
+        Err(_) => {
             *scratch = engine.scratch();
-            return unredactable(msg, &reason, &where_, sink, shared);
+            return unredactable(msg, "redaction failure", &where_, sink, shared);
         }
     };
-    stats.add_batch(&r, false);
     if let Some(p) = lock(shared).parts.get_mut(&(topic.to_string(), partition)) {
+        p.key_from = match (p.carry.in_key, after.in_key) {
+            (_, false) => None,
+            (false, true) => Some(offset),
+            (true, true) => p.key_from,
+        };
         p.carry = after;
     }
-    let key = match msg.key() {
-        Some(k) if src.redact_keys && !k.is_empty() => {
-            Some(redact_small(engine, k, scratch, stats))
-        }
-        Some(k) => Some(k.to_vec()),
-        None => None,
-    };
-    let headers = msg.headers().map(|hs| {
-        let mut owned = OwnedHeaders::new_with_capacity(hs.count());
-        for h in hs.iter() {
-            let v = match h.value {
-                Some(v) if src.redact_headers && !v.is_empty() => {
-                    Some(redact_header(engine, h.key, v, scratch, stats))
-                }
-                Some(v) => Some(v.to_vec()),
-                None => None,
-            };
-            owned = owned.insert(Header {
-                key: h.key,
-                value: v.as_deref(),
-            });
-        }
-        owned
-    });
     let origin = Origin {
         topic: topic.to_string(),
         partition,
@@ -686,7 +716,10 @@ async fn handle(
         ts_ms,
     };
     if let Some(sink) = sink {
-        let mut rec = BaseRecord::with_opaque_to(&sink.topic, Box::new(origin)).payload(&out[..]);
+        let mut rec = BaseRecord::with_opaque_to(&sink.topic, Box::new(origin));
+        if !tombstone {
+            rec = rec.payload(&out[..]);
+        }
         if let Some(k) = &key {
             rec = rec.key(&k[..]);
         }
@@ -699,7 +732,7 @@ async fn handle(
         if sink.cfg.partitioning == Partitioning::Input {
             rec = rec.partition(partition % sink.partitions.max(1));
         }
-        send(&sink.producer, rec, &where_).await?;
+        send(&sink.producer, rec, &where_, shared).await?;
     } else if let Some(w) = writer {
         w.write_all(&out).await?;
         if !out.ends_with(b"\n") {
@@ -716,11 +749,16 @@ async fn send(
     producer: &KafkaProducer,
     mut rec: BaseRecord<'_, [u8], [u8], Box<Origin>>,
     where_: &str,
+    shared: &SharedRef,
 ) -> Result<()> {
     loop {
         match producer.send(rec) {
             Ok(()) => return Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                // A full queue while deliveries fail: stop rather than wait forever.
+                if let Some(f) = lock(shared).failure.clone() {
+                    bail!("{f}");
+                }
                 rec = r;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -806,16 +844,25 @@ fn report(
     messages: u64,
     elapsed: Duration,
 ) -> String {
-    let s = lock(shared);
+    // Copy what is needed: the broker queries below must not hold the lock that the
+    // delivery callback takes.
+    let (delivered, dead_lettered, h, mut parts) = {
+        let s = lock(shared);
+        let parts: Vec<(Tp, i64)> = s
+            .parts
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.committed))
+            .collect();
+        (s.delivered, s.dead_lettered, s.e2e_ms.clone(), parts)
+    };
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut out = format!(
         "kafka: {messages} records read, {} delivered, {} dead-lettered, {:.0} records/s over {:.1} s\n",
-        s.delivered,
-        s.dead_lettered,
+        delivered,
+        dead_lettered,
         messages as f64 / secs,
         secs
     );
-    let h = &s.e2e_ms;
     if !h.is_empty() {
         out.push_str(&format!(
             "  end-to-end latency (message timestamp to delivery ack, ms): p50 {}  p90 {}  p99 {}  max {}\n",
@@ -825,17 +872,13 @@ fn report(
             h.max()
         ));
     }
-    let mut parts: Vec<_> = s.parts.iter().collect();
-    parts.sort_by(|a, b| a.0.cmp(b.0));
+    parts.sort();
     if !parts.is_empty() {
         out.push_str("  consumer lag per partition (high watermark - committed offset):\n");
     }
-    for ((t, p), part) in parts {
-        match consumer.fetch_watermarks(t, *p, Duration::from_secs(5)) {
-            Ok((_, high)) => out.push_str(&format!(
-                "    {t}/{p}: {}\n",
-                (high - part.committed).max(0)
-            )),
+    for ((t, p), committed) in parts {
+        match consumer.fetch_watermarks(&t, p, Duration::from_secs(5)) {
+            Ok((_, high)) => out.push_str(&format!("    {t}/{p}: {}\n", (high - committed).max(0))),
             Err(e) => out.push_str(&format!("    {t}/{p}: unknown ({e})\n")),
         }
     }

@@ -162,7 +162,8 @@ fn parse_url(arg: &str) -> Result<Url> {
     let mut q = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let Some((k, v)) = pair.split_once('=') else {
-            bail!("kafka URL: query parameter '{pair}' has no value (key=value)");
+            // Not echoed: a typo like `sasl.password:...` would print the password.
+            bail!("kafka URL: a query parameter has no '=' (key=value&key=value)");
         };
         q.push((percent_decode(k)?, percent_decode(v)?));
     }
