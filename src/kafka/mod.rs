@@ -23,6 +23,7 @@ pub mod lines;
 pub mod settings;
 pub mod tansu;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -100,8 +101,8 @@ impl Shared {
         }
     }
 
-    fn done(&mut self, topic: &str, partition: i32, offset: i64, ts_ms: Option<i64>) {
-        if let Some(p) = self.parts.get_mut(&(topic.to_string(), partition)) {
+    fn done(&mut self, tp: &Tp, offset: i64, ts_ms: Option<i64>) {
+        if let Some(p) = self.parts.get_mut(tp) {
             p.in_flight.remove(&offset);
         }
         self.delivered += 1;
@@ -192,7 +193,15 @@ impl ProducerContext for ProdCtx {
     fn delivery(&self, result: &DeliveryResult<'_>, origin: Box<Origin>) {
         let mut s = lock(&self.shared);
         match result {
-            Ok(_) => s.done(&origin.topic, origin.partition, origin.offset, origin.ts_ms),
+            Ok(_) => {
+                let Origin {
+                    topic,
+                    partition,
+                    offset,
+                    ts_ms,
+                } = *origin;
+                s.done(&(topic, partition), offset, ts_ms)
+            }
             Err((e, _)) => {
                 if s.failure.is_none() {
                     s.failure = Some(format!(
@@ -570,13 +579,14 @@ fn commit(consumer: &StreamConsumer<ConsCtx>, shared: &SharedRef, mode: CommitMo
 }
 
 /// Redacts one record's value (as one record, whatever newlines it holds), starting in the
-/// partition's private-key state. Returns the output and the state after it.
-fn redact_value(
+/// partition's private-key state. Returns the output (the value itself when nothing was
+/// found) and the state after it.
+fn redact_value<'a>(
     engine: &Engine,
-    value: &[u8],
+    value: &'a [u8],
     carry: Carry,
     scratch: &mut Scratch,
-) -> (Vec<u8>, Carry, Redacted) {
+) -> (Cow<'a, [u8]>, Carry, Redacted) {
     // The engine works on newline-ended records; the added newline is taken off again.
     let mut buf = Vec::with_capacity(value.len() + 1);
     buf.extend_from_slice(value);
@@ -591,15 +601,23 @@ fn redact_value(
         carry
     };
     let r = engine.redact_from(&Batch::whole(batch), carry, scratch, true);
+    if r.findings.is_empty() {
+        return (Cow::Borrowed(value), after, r);
+    }
     let mut out = r.chunks.concat();
     if added {
         out.pop();
     }
-    (out, after, r)
+    (Cow::Owned(out), after, r)
 }
 
 /// Redacts a key or header value (no cross-record state).
-fn redact_small(engine: &Engine, v: &[u8], scratch: &mut Scratch, stats: &mut Stats) -> Vec<u8> {
+fn redact_small<'a>(
+    engine: &Engine,
+    v: &'a [u8],
+    scratch: &mut Scratch,
+    stats: &mut Stats,
+) -> Cow<'a, [u8]> {
     let (out, _, r) = redact_value(engine, v, Carry::default(), scratch);
     stats.add_batch(&r, false);
     out
@@ -607,21 +625,23 @@ fn redact_small(engine: &Engine, v: &[u8], scratch: &mut Scratch, stats: &mut St
 
 /// Redacts a header value seen as `name: value`, so that the field-name rules apply to the
 /// header's name (`authorization`, `x-api-key`, `cookie`, ...).
-fn redact_header(
+fn redact_header<'a>(
     engine: &Engine,
     name: &str,
-    v: &[u8],
+    v: &'a [u8],
     scratch: &mut Scratch,
     stats: &mut Stats,
-) -> Vec<u8> {
-    let prefix = format!("{name}: ");
-    let mut line = prefix.clone().into_bytes();
+) -> Cow<'a, [u8]> {
+    let mut line = Vec::with_capacity(name.len() + 2 + v.len());
+    line.extend_from_slice(name.as_bytes());
+    line.extend_from_slice(b": ");
     line.extend_from_slice(v);
-    let out = redact_small(engine, &line, scratch, stats);
-    match out.strip_prefix(prefix.as_bytes()) {
-        Some(rest) => rest.to_vec(),
+    let prefix = name.len() + 2;
+    match redact_small(engine, &line, scratch, stats) {
+        Cow::Borrowed(_) => Cow::Borrowed(v),
+        Cow::Owned(out) if out.starts_with(&line[..prefix]) => Cow::Owned(out[prefix..].to_vec()),
         // A finding reached into the name: redact the value alone.
-        None => redact_small(engine, v, scratch, stats),
+        Cow::Owned(_) => redact_small(engine, v, scratch, stats),
     }
 }
 
@@ -641,27 +661,30 @@ async fn handle(
     // A null value (a tombstone) stays null.
     let tombstone = msg.payload().is_none();
     let value = msg.payload().unwrap_or(&[]);
+    // One key per record, reused for every lookup and moved into the delivery's origin.
+    let tp: Tp = (topic.to_string(), partition);
     let carry = {
         let mut s = lock(shared);
-        let p = s
-            .parts
-            .entry((topic.to_string(), partition))
-            .or_insert_with(|| Part {
+        if !s.parts.contains_key(&tp) {
+            let part = Part {
                 committed: offset,
                 ..Part::default()
-            });
+            };
+            s.parts.insert(tp.clone(), part);
+        }
+        let p = s.parts.get_mut(&tp).expect("inserted above");
         p.in_flight.insert(offset);
         p.next = offset + 1;
         p.carry
     };
-    let where_ = format!("{topic}/{partition} offset {offset}");
+    let where_ = &At(topic, partition, offset);
     if value.len() > src.max_message_bytes {
         let reason = format!(
             "oversized: {} bytes > max_message_bytes {}",
             value.len(),
             src.max_message_bytes
         );
-        return unredactable(msg, &reason, &where_, sink, shared);
+        return unredactable(msg, &reason, where_, sink, shared).await;
     }
     // Value, key and headers: a panic anywhere in here (the engine, or rdkafka on a header
     // name that is not UTF-8) fails this record closed instead of the process.
@@ -672,7 +695,7 @@ async fn handle(
             Some(k) if src.redact_keys && !k.is_empty() => {
                 Some(redact_small(engine, k, scratch, stats))
             }
-            Some(k) => Some(k.to_vec()),
+            Some(k) => Some(Cow::Borrowed(k)),
             None => None,
         };
         let headers = msg.headers().map(|hs| {
@@ -682,7 +705,7 @@ async fn handle(
                     Some(v) if src.redact_headers && !v.is_empty() => {
                         Some(redact_header(engine, h.key, v, scratch, stats))
                     }
-                    Some(v) => Some(v.to_vec()),
+                    Some(v) => Some(Cow::Borrowed(v)),
                     None => None,
                 };
                 owned = owned.insert(Header {
@@ -698,10 +721,10 @@ async fn handle(
         Ok(x) => x,
         Err(_) => {
             *scratch = engine.scratch();
-            return unredactable(msg, "redaction failure", &where_, sink, shared);
+            return unredactable(msg, "redaction failure", where_, sink, shared).await;
         }
     };
-    if let Some(p) = lock(shared).parts.get_mut(&(topic.to_string(), partition)) {
+    if let Some(p) = lock(shared).parts.get_mut(&tp) {
         p.key_from = match (p.carry.in_key, after.in_key) {
             (_, false) => None,
             (false, true) => Some(offset),
@@ -710,7 +733,7 @@ async fn handle(
         p.carry = after;
     }
     let origin = Origin {
-        topic: topic.to_string(),
+        topic: tp.0,
         partition,
         offset,
         ts_ms,
@@ -732,23 +755,33 @@ async fn handle(
         if sink.cfg.partitioning == Partitioning::Input {
             rec = rec.partition(partition % sink.partitions.max(1));
         }
-        send(&sink.producer, rec, &where_, shared).await?;
+        send(&sink.producer, rec, where_, shared).await?;
     } else if let Some(w) = writer {
         w.write_all(&out).await?;
         if !out.ends_with(b"\n") {
             w.write_all(b"\n").await?;
         }
         w.flush().await?;
-        lock(shared).done(topic, partition, offset, ts_ms);
+        lock(shared).done(&(origin.topic, partition), offset, ts_ms);
     }
     Ok(())
+}
+
+/// Where a record came from, for messages: `topic/partition offset N` (formatted only when
+/// shown).
+struct At<'a>(&'a str, i32, i64);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} offset {}", self.0, self.1, self.2)
+    }
 }
 
 /// Hands a record to the producer, waiting while its queue is full.
 async fn send(
     producer: &KafkaProducer,
     mut rec: BaseRecord<'_, [u8], [u8], Box<Origin>>,
-    where_: &str,
+    where_: &At<'_>,
     shared: &SharedRef,
 ) -> Result<()> {
     loop {
@@ -768,10 +801,10 @@ async fn send(
 }
 
 /// A record that cannot be redacted: a placeholder to the dead-letter topic, or stop.
-fn unredactable(
+async fn unredactable(
     msg: &BorrowedMessage<'_>,
     reason: &str,
-    where_: &str,
+    where_: &At<'_>,
     sink: Option<&Sink>,
     shared: &SharedRef,
 ) -> Result<()> {
@@ -820,18 +853,7 @@ fn unredactable(
     if let Some(ts) = msg.timestamp().to_millis() {
         rec = rec.timestamp(ts);
     }
-    // Dead-lettering is rare: a short blocking wait on a full queue is fine here.
-    let mut rec = rec;
-    loop {
-        match sink.producer.send(rec) {
-            Ok(()) => break,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                rec = r;
-                sink.producer.poll(Duration::from_millis(10));
-            }
-            Err((e, _)) => bail!("kafka output: cannot dead-letter the record from {where_}: {e}"),
-        }
-    }
+    send(&sink.producer, rec, where_, shared).await?;
     lock(shared).dead_lettered += 1;
     eprintln!("logveil: kafka: record at {where_} dead-lettered to {dlq}: {reason}");
     Ok(())
