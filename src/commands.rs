@@ -89,12 +89,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if args.inputs.iter().any(|a| kafka::settings::is_kafka_url(a)) {
         return run_kafka(&args, &s, &ov);
     }
-    let kafka_out = match args.output.as_deref() {
-        Some(o) if kafka::settings::is_kafka_url(o) => {
-            Some(kafka::settings::sink_from(o, s.config.sink.kafka.as_ref())?)
-        }
-        _ => None,
-    };
+    let kafka_out = kafka_sink(args.output.as_deref(), &s)?;
     let inputs = input_specs(&args.inputs)?;
     let output = match kafka_out {
         Some(_) => OutputSpec::Stdout,
@@ -176,6 +171,20 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The Kafka sink settings when `-o` is a `kafka://` URL.
+fn kafka_sink(
+    output: Option<&str>,
+    s: &Settings,
+) -> Result<Option<kafka::settings::KafkaSinkConfig>> {
+    match output {
+        Some(o) if kafka::settings::is_kafka_url(o) => Ok(Some(kafka::settings::sink_from(
+            o,
+            s.config.sink.kafka.as_ref(),
+        )?)),
+        _ => Ok(None),
+    }
+}
+
 /// `logveil run kafka://...`: one Kafka input (several topics or a regex go in its URL), to a
 /// Kafka topic, stdout or a file; runs until SIGTERM/SIGINT.
 fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
@@ -186,12 +195,7 @@ fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
     };
     let src = kafka::settings::source_from(input, s.config.source.kafka.as_ref())?;
     let output = args.output.as_deref();
-    let sink_cfg = match output {
-        Some(o) if kafka::settings::is_kafka_url(o) => {
-            Some(kafka::settings::sink_from(o, s.config.sink.kafka.as_ref())?)
-        }
-        _ => None,
-    };
+    let sink_cfg = kafka_sink(output, s)?;
     let spec = OutputSpec::parse(output);
     if sink_cfg.is_none() {
         if let OutputSpec::Dir(d) = &spec {
@@ -207,8 +211,6 @@ fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
     let result = rt.block_on(async {
         match sink_cfg {
             Some(cfg) => {
-                let engine = engine.clone();
-                // Startup talks to the brokers with blocking calls: off the async workers.
                 kafka::run(
                     src,
                     kafka::KafkaOutput::Kafka(cfg),

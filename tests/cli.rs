@@ -20,6 +20,15 @@ fn keyed() -> Command {
     c
 }
 
+/// `logveil` (keyed) with stdin and stdout as pipes, for tests that feed it over time.
+fn keyed_piped() -> std::process::Child {
+    keyed()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn run_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -767,11 +776,7 @@ fn stdin_in_small_pieces_equals_the_file_run() {
     let data = std::fs::read(&input).unwrap();
     let whole = keyed().arg(input.to_str().unwrap()).output().unwrap();
     assert!(whole.status.success());
-    let mut child = keyed()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = keyed_piped();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         // 1-100 byte pieces, with a pause now and then so that reads see partial lines.
@@ -803,11 +808,7 @@ fn stdin_in_small_pieces_equals_the_file_run() {
 #[test]
 fn a_trickle_of_lines_is_forwarded_without_waiting_for_more() {
     use std::io::BufRead;
-    let mut child = keyed()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = keyed_piped();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     for i in 0..3 {

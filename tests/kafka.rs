@@ -410,7 +410,7 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
         assert!(
             r.text().starts_with("[REDACTED:pem-private-key:"),
             "{}",
-            &r.text()[..8]
+            logveil::rules::preview(&r.text())
         );
     }
     assert_eq!(pem_out[3].text(), pem[3]);
@@ -895,7 +895,7 @@ fn kafka_stop_inside_a_private_key_resumes_at_its_begin_line_and_tombstones_stay
         assert!(
             !t.contains("MIIEow") && !t.contains("J5kL7m"),
             "key body leaked: {}",
-            &t[..8.min(t.len())]
+            logveil::rules::preview(&t)
         );
     }
     assert_eq!(out[8].text(), "id=2 after");
