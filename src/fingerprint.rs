@@ -26,6 +26,8 @@ pub const FINGERPRINT_BYTES: usize = 8;
 pub const DEFAULT_TEMPLATE: &str = "[REDACTED:{rule}:{key_id}:{fp}]";
 /// Key id used for `LOGVEIL_KEY` and `--key-file` unless `LOGVEIL_KEY_ID` says otherwise.
 pub const DEFAULT_KEY_ID: &str = "k1";
+/// Longest rule id a marker is recognised with (rule ids are kebab-case, see `rules`).
+pub const MAX_RULE_ID_LEN: usize = 64;
 /// Key id of the random per-run key used when no key is configured.
 pub const EPHEMERAL_KEY_ID: &str = "ephemeral";
 
@@ -351,6 +353,49 @@ impl Template {
             bail!("template '{text}' must contain {{fp}}");
         }
         Ok(Template { parts })
+    }
+
+    /// A regex (bytes, no Unicode) for the text this template renders, under any rule and
+    /// any key id: the shape of logveil's own markers, so that redacting redacted output
+    /// leaves the markers alone. `None` when the template has no literal part of at least 2
+    /// bytes (`{fp}` alone): then any 16 hex digits would look like a marker, and markers are
+    /// not recognised. The second value is the longest text the regex can match.
+    pub fn marker_pattern(&self) -> Option<(String, usize)> {
+        let has_literal = self
+            .parts
+            .iter()
+            .any(|p| matches!(p, TemplatePart::Lit(l) if l.len() >= 2));
+        if !has_literal {
+            return None;
+        }
+        let (mut re, mut max) = (String::new(), 0);
+        for part in &self.parts {
+            match part {
+                TemplatePart::Lit(l) => {
+                    for &b in l {
+                        if b.is_ascii_alphanumeric() {
+                            re.push(b as char);
+                        } else {
+                            re.push_str(&format!("\\x{b:02x}"));
+                        }
+                    }
+                    max += l.len();
+                }
+                TemplatePart::Rule => {
+                    re.push_str(&format!("[a-z0-9-]{{1,{MAX_RULE_ID_LEN}}}"));
+                    max += MAX_RULE_ID_LEN;
+                }
+                TemplatePart::KeyId => {
+                    re.push_str("[A-Za-z0-9._-]{1,32}");
+                    max += 32;
+                }
+                TemplatePart::Fp => {
+                    re.push_str(&format!("[0-9a-f]{{{}}}", 2 * FINGERPRINT_BYTES));
+                    max += 2 * FINGERPRINT_BYTES;
+                }
+            }
+        }
+        Some((re, max))
     }
 
     /// Appends the replacement text for one finding to `out`.

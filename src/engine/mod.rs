@@ -40,6 +40,10 @@ pub struct Matcher {
     /// Index of [`MULTILINE_KEY_RULE`] when it is enabled: private keys spread over records
     /// are followed only then.
     key_rule: Option<u16>,
+    /// The shape of logveil's own markers (from the template) and their longest length:
+    /// a marker already in the input is never part of a finding, so that redacting
+    /// redacted logs (a replayed archive, a second stage) changes nothing.
+    markers: Option<Arc<(meta::Regex, usize)>>,
 }
 
 /// Per-thread mutable state: regex caches and reusable buffers. Made by
@@ -69,7 +73,24 @@ impl Matcher {
             rules,
             prefilter,
             key_rule,
+            markers: None,
         }
+    }
+
+    /// Recognises markers rendered by `template` in the input and keeps them out of every
+    /// finding (see [`Template::marker_pattern`]).
+    pub fn set_marker_shape(&mut self, template: &Template) {
+        self.markers = template.marker_pattern().map(|(pattern, max)| {
+            let re = meta::Regex::builder()
+                .syntax(
+                    regex_automata::util::syntax::Config::new()
+                        .unicode(false)
+                        .utf8(false),
+                )
+                .build(&pattern)
+                .expect("marker patterns are built from escaped literals");
+            Arc::new((re, max))
+        });
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -121,7 +142,7 @@ impl Matcher {
         scratch.findings.clear();
         self.walk_keys(batch, 0, carry, &mut scratch.findings);
         self.confirm(batch, scratch);
-        finish(batch, &mut scratch.findings, &self.rules);
+        self.finish(batch, &mut scratch.findings);
         &scratch.findings
     }
 
@@ -151,7 +172,7 @@ impl Matcher {
         scratch.findings.clear();
         self.walk_keys(batch, lo, carry, &mut scratch.findings);
         self.confirm(&hay, scratch);
-        finish(&hay, &mut scratch.findings, &self.rules);
+        self.finish(&hay, &mut scratch.findings);
         // What lies wholly in the context belongs to the neighbouring batch.
         scratch.findings.retain(|f| f.end > lo && f.start < hi);
         scratch.window = hay;
@@ -244,13 +265,42 @@ fn followed(window: &[u8], lits: &[Vec<u8>]) -> bool {
     })
 }
 
-/// Aligns every finding to escape sequences, then merges overlaps.
-fn finish(batch: &[u8], findings: &mut Vec<Finding>, rules: &[Rule]) {
-    for f in findings.iter_mut() {
-        align_to_escapes(batch, f);
+impl Matcher {
+    /// Aligns every finding to escape sequences, merges overlaps, and cuts markers out.
+    fn finish(&self, batch: &[u8], findings: &mut Vec<Finding>) {
+        for f in findings.iter_mut() {
+            align_to_escapes(batch, f);
+        }
+        findings.retain(|f| f.start < f.end);
+        merge(findings, &self.rules);
+        if let Some(m) = &self.markers {
+            if !findings.is_empty() {
+                cut_markers(batch, findings, &m.0, m.1);
+            }
+        }
     }
-    findings.retain(|f| f.start < f.end);
-    merge(findings, rules);
+}
+
+/// Keeps logveil's own markers out of the (sorted, disjoint) findings: `token=[REDACTED:…]`,
+/// or the `token:` inside `[REDACTED:bearer-token:…]`, are not secrets. A finding that starts
+/// inside a marker is dropped (the rule read the marker as text: what follows the marker is
+/// only there because of it); one that runs into a marker ends where the marker begins.
+fn cut_markers(hay: &[u8], findings: &mut Vec<Finding>, re: &meta::Regex, max: usize) {
+    findings.retain_mut(|f| {
+        let (lo, hi) = (f.start.saturating_sub(max), (f.end + max).min(hay.len()));
+        let first = re
+            .find_iter(Input::new(&hay[..hi]).range(lo..hi))
+            .find(|m| m.start() < f.end && m.end() > f.start);
+        match first {
+            None => true,
+            Some(m) if m.start() <= f.start => false,
+            Some(m) => {
+                f.end = m.start();
+                align_to_escapes(hay, f);
+                f.start < f.end
+            }
+        }
+    });
 }
 
 /// Number of backslashes right before `pos`.
@@ -342,7 +392,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(matcher: Matcher, keyring: Keyring, template: Template) -> Engine {
+    pub fn new(mut matcher: Matcher, keyring: Keyring, template: Template) -> Engine {
+        matcher.set_marker_shape(&template);
         Engine {
             matcher: Arc::new(matcher),
             keyring: Arc::new(keyring),
@@ -657,6 +708,102 @@ reject_before = '''order_id='''
         assert_eq!(span(at(b"0041") + 1, at(b"0041") + 4), br#"\u0041"#);
         // `\\` before `c` is an escaped backslash, not an escape of `c`.
         assert_eq!(span(at(br#"c\n"#), at(br#"c\n"#) + 1), b"c");
+    }
+
+    fn builtin_engine() -> Engine {
+        let rules = crate::rules::RuleSet::builtin().unwrap().enabled();
+        let key = Key::parse("k1", "logveil-test-key-thirty-two-byte", "test").unwrap();
+        Engine::new(
+            Matcher::new(rules),
+            Keyring::single(key),
+            Template::default(),
+        )
+    }
+
+    #[test]
+    fn json_scalars_on_secret_names_stay_byte_for_byte() {
+        let e = builtin_engine();
+        for line in [
+            "{\"password\": null}\n",
+            "{\"secret\": true}\n",
+            "{\"token\": 12345}\n",
+            "{\"a\":{\"passwd\":null}}}\n",
+            "{\"api_key\":false,\"client_secret\":-1.5e-7,\"pwd\":0}\n",
+            "{\"log\":\"{\\\"password\\\":null}\\n\"}\n",
+        ] {
+            let out = e.redact_to_vec(line.as_bytes());
+            assert_eq!(String::from_utf8_lossy(&out), line);
+        }
+        // A string value on the same names is still a secret.
+        let out = e.redact_to_vec(b"{\"password\": \"hunter2\"}\n");
+        assert!(
+            out.starts_with(b"{\"password\": \"[REDACTED:"),
+            "{}",
+            masked(&String::from_utf8_lossy(&out), &["hunter2"])
+        );
+        assert!(out.ends_with(b"]\"}\n"));
+    }
+
+    #[test]
+    fn digits_inside_longer_numbers_are_not_cards() {
+        let e = builtin_engine();
+        for line in [
+            "{\"latency\":0.4221165755827173}\n",
+            "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_-4980916519894289629 terminating\n",
+            "ratio=4111111111111111.25 weight=-4111111111111111 v=1.4111111111111111\n",
+        ] {
+            let out = e.redact_to_vec(line.as_bytes());
+            assert_eq!(String::from_utf8_lossy(&out), line);
+        }
+        let out = e.redact_to_vec(b"card=4111111111111111. ok\n");
+        assert!(out.starts_with(b"card=[REDACTED:payment-card-number:"));
+    }
+
+    #[test]
+    fn markers_in_the_input_are_never_findings() {
+        let e = builtin_engine();
+        for line in [
+            "\"authorization\":\"[REDACTED:bearer-token:k1:ac3445079eda25fc]\" (span=90a340abf866248d)\n",
+            "using token [REDACTED:github-classic-token:k1:88f5bd56747f4c91] for api.github.com\n",
+            "connecting to postgres://app_user:[REDACTED:database-uri-password:k1:a39149109c3ce5f2]@db.internal:5432/app\n",
+            "token=[REDACTED:github-classic-token:old-key:0123456789abcdef] password: [REDACTED:x:k1:0123456789abcdef]\n",
+        ] {
+            let out = e.redact_to_vec(line.as_bytes());
+            assert_eq!(String::from_utf8_lossy(&out), line);
+        }
+        // What a rule finds before a marker is still a finding, up to the marker; a finding
+        // that starts in a marker is dropped.
+        let hay = b"k=abc[REDACTED:x:k1:0123456789abcdef]def z";
+        let m = e.matcher().markers.clone().unwrap();
+        let mut f = vec![
+            Finding {
+                start: 2,
+                end: 40,
+                rule: 0,
+            },
+            Finding {
+                start: 10,
+                end: 42,
+                rule: 0,
+            },
+        ];
+        cut_markers(hay, &mut f, &m.0, m.1);
+        assert_eq!(
+            f,
+            vec![Finding {
+                start: 2,
+                end: 5,
+                rule: 0
+            }]
+        );
+        // Redacting twice is redacting once.
+        let (corpus, _) = crate::corpus::generate_vec(2 << 20, 3, 0.05);
+        let once = e.redact_to_vec(&corpus);
+        assert!(once != corpus);
+        assert!(
+            e.redact_to_vec(&once) == once,
+            "second pass changed the output"
+        );
     }
 
     #[test]

@@ -73,6 +73,7 @@ struct RuleSpec {
     followed_by: Vec<String>,
     followed_within: Option<usize>,
     reject_before: Option<String>,
+    reject_after: Option<String>,
     #[serde(default)]
     validators: Vec<String>,
     min_entropy: Option<f64>,
@@ -113,6 +114,10 @@ pub struct Rule {
     /// [`REJECT_BEFORE_WINDOW`] bytes of the record) ends with a match of this regex, e.g. a
     /// card-like number that is the value of `order_id=`. Runs only on validated candidates.
     pub reject_before: Option<meta::Regex>,
+    /// A candidate is dropped when the text right after its secret (up to
+    /// [`REJECT_BEFORE_WINDOW`] bytes of the record) starts with a match of this regex, e.g.
+    /// `.5` after the digits of a float.
+    pub reject_after: Option<meta::Regex>,
     pub validators: Vec<Validator>,
     pub min_entropy: Option<f64>,
     pub priority: u8,
@@ -124,11 +129,11 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Runs the validators, entropy floor, placeholder list and `reject_before` on one
-    /// candidate secret `record[span]`.
+    /// Runs the validators, entropy floor, placeholder list, the JSON value check and
+    /// `reject_before`/`reject_after` on one candidate secret `record[span]`.
     pub fn accepts(&self, record: &[u8], span: std::ops::Range<usize>) -> bool {
         let secret = &record[span.clone()];
-        if validators::is_placeholder(secret) {
+        if validators::is_placeholder(secret) || validators::is_json_scalar(record, span.clone()) {
             return false;
         }
         if let Some(min) = self.min_entropy {
@@ -139,13 +144,19 @@ impl Rule {
         if !self.validators.iter().all(|v| v.check(secret)) {
             return false;
         }
-        match &self.reject_before {
-            Some(re) => {
-                let before = &record[span.start.saturating_sub(REJECT_BEFORE_WINDOW)..span.start];
-                !re.is_match(before)
+        if let Some(re) = &self.reject_before {
+            let before = &record[span.start.saturating_sub(REJECT_BEFORE_WINDOW)..span.start];
+            if re.is_match(before) {
+                return false;
             }
-            None => true,
         }
+        if let Some(re) = &self.reject_after {
+            let after = &record[span.end..record.len().min(span.end + REJECT_BEFORE_WINDOW)];
+            if re.is_match(after) {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -235,6 +246,12 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
     {
         return Err(ctx("rule ids are kebab-case: [a-z0-9-]+".into()));
     }
+    if spec.id.len() > crate::fingerprint::MAX_RULE_ID_LEN {
+        return Err(ctx(format!(
+            "rule ids are at most {} characters",
+            crate::fingerprint::MAX_RULE_ID_LEN
+        )));
+    }
     let regex = compile_regex(&spec.regex).map_err(|e| ctx(format!("invalid regex: {e}")))?;
     let secret_group = match &spec.secret_group {
         Some(GroupRef::Index(i)) => {
@@ -317,6 +334,13 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
         ),
         None => None,
     };
+    let reject_after = match &spec.reject_after {
+        Some(r) => Some(
+            compile_regex(&format!("^(?:{r})"))
+                .map_err(|e| ctx(format!("invalid reject_after regex: {e}")))?,
+        ),
+        None => None,
+    };
     let mut vals = Vec::new();
     for name in &spec.validators {
         let v = Validator::from_name(name).ok_or_else(|| {
@@ -350,6 +374,7 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
             .collect(),
         followed_within: spec.followed_within.unwrap_or(DEFAULT_FOLLOWED_WITHIN),
         reject_before,
+        reject_after,
         validators: vals,
         min_entropy: spec.min_entropy,
         priority: spec.priority.unwrap_or(DEFAULT_PRIORITY),

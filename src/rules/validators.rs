@@ -494,9 +494,96 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     s.len() >= 4 && s.iter().all(|&b| b == s[0])
 }
 
+/// True when `record[span]` starts with a JSON value that is not a string (`null`, `true`,
+/// `false`, a number) and stands where a JSON member's value stands (after `"name":`, the
+/// name possibly escaped). Such a value is never a secret, and replacing it (or, worse, the
+/// value and the `}` after it) would change the document: `{"password": null}` stays as it
+/// is. Card numbers written as bare JSON numbers are left alone too: a marker there would
+/// turn the number into invalid JSON.
+pub fn is_json_scalar(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    let mut i = span.start;
+    let skip_back = |mut i: usize| {
+        while i > 0 && matches!(record[i - 1], b' ' | b'\t') {
+            i -= 1;
+        }
+        i
+    };
+    i = skip_back(i);
+    if i == 0 || record[i - 1] != b':' {
+        return false;
+    }
+    i = skip_back(i - 1);
+    if i == 0 || record[i - 1] != b'"' {
+        return false;
+    }
+    let value = &record[span.start..];
+    let len = json_scalar_len(value);
+    // The scalar must end where JSON lets a value end.
+    len > 0
+        && value
+            .get(len)
+            .is_none_or(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'\\'))
+}
+
+/// Length of the JSON literal or number at the start of `v` (0 if none).
+fn json_scalar_len(v: &[u8]) -> usize {
+    for lit in [&b"null"[..], b"true", b"false"] {
+        if v.starts_with(lit) {
+            return lit.len();
+        }
+    }
+    let digits = |from: usize| from + v[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut i = usize::from(v.first() == Some(&b'-'));
+    let int_end = digits(i);
+    if int_end == i {
+        return 0;
+    }
+    i = int_end;
+    if v.get(i) == Some(&b'.') {
+        let frac_end = digits(i + 1);
+        if frac_end == i + 1 {
+            return 0;
+        }
+        i = frac_end;
+    }
+    if matches!(v.get(i), Some(b'e' | b'E')) {
+        let mut j = i + 1;
+        if matches!(v.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let exp_end = digits(j);
+        if exp_end == j {
+            return 0;
+        }
+        i = exp_end;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_scalars_after_member_names() {
+        let at = |rec: &str, needle: &str| {
+            let s = rec.find(needle).unwrap();
+            is_json_scalar(rec.as_bytes(), s..rec.len())
+        };
+        assert!(at(r#"{"password": null}"#, "null"));
+        assert!(at(r#"{"secret":true,"a":1}"#, "true"));
+        assert!(at(r#"{"token": 12345}"#, "12345"));
+        assert!(at(r#"{"a":{"passwd":null}}}"#, "null"));
+        assert!(at(r#"{"k":-1.5e-7]"#, "-1.5"));
+        assert!(at(r#"{\"password\":false}"#, "false"));
+        assert!(at(r#"{"card": 4111111111111111}"#, "4111"));
+        // Strings, unquoted words and things that only start like a literal are not.
+        assert!(!at(r#"{"password": "null"}"#, "null\""));
+        assert!(!at(r#"{"password": nullpointer}"#, "nullp"));
+        assert!(!at(r#"{"password": 123abc}"#, "123abc"));
+        assert!(!at("password: null", "null"));
+        assert!(!at("password=12345", "12345"));
+    }
 
     fn github_token(prefix: &str, random: &str) -> String {
         let check = base62_6(crc32fast::hash(random.as_bytes()));
