@@ -95,11 +95,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Some(_) => OutputSpec::Stdout,
         None => OutputSpec::parse(args.output.as_deref()),
     };
-    output.check(&inputs)?;
+    if kafka_out.is_none() {
+        output.check(&inputs)?;
+    }
     let engine = build_engine(&s, &ov)?;
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     let rt = runtime()?;
     let result = rt.block_on(async {
+        pipeline.stop_on(crate::signals::install()?);
         let buffer = s.config.pipeline.read_buffer_bytes;
         let mut shared: Option<sink::Writer> = match (&output, &kafka_out) {
             (_, Some(cfg)) => {
@@ -117,7 +120,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         };
         let mut outcome: Result<Flow> = Ok(Flow::Done);
         for input in &inputs {
-            let opened = match source::open(input, buffer).await {
+            let opened = match source::open(input, buffer, pipeline.stop_signal()).await {
                 Ok(o) => o,
                 Err(e) => {
                     outcome = Err(e);
@@ -131,16 +134,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                     };
                     let out_path = sink::path_in_dir(dir, path)?;
                     let mut w = sink::create_file(&out_path, opened.compression).await?;
-                    let r = pipeline
-                        .process(opened.reader, &input.name(), Some(&mut w))
-                        .await;
+                    let r = pipeline.process(opened, &input.name(), Some(&mut w)).await;
                     finish(&mut w, r, &out_path.display().to_string()).await
                 }
-                (_, Some(w)) => {
-                    pipeline
-                        .process(opened.reader, &input.name(), Some(w))
-                        .await
-                }
+                (_, Some(w)) => pipeline.process(opened, &input.name(), Some(w)).await,
                 (_, None) => unreachable!("stdout or file output is open"),
             };
             match step {
@@ -287,11 +284,20 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     let rt = runtime()?;
     rt.block_on(async {
+        pipeline.stop_on(crate::signals::install()?);
         for input in &inputs {
-            let opened = source::open(input, s.config.pipeline.read_buffer_bytes).await?;
-            pipeline
-                .process::<sink::Writer>(opened.reader, &input.name(), None)
+            let opened = source::open(
+                input,
+                s.config.pipeline.read_buffer_bytes,
+                pipeline.stop_signal(),
+            )
+            .await?;
+            let flow = pipeline
+                .process::<sink::Writer>(opened, &input.name(), None)
                 .await?;
+            if flow == Flow::Stopped {
+                break;
+            }
         }
         anyhow::Ok(())
     })?;
@@ -307,7 +313,7 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
         .map(|(i, &n)| (i, n, st.distinct[i].len()))
         .collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut out = std::io::stdout().lock();
+    let mut out: Vec<u8> = Vec::new();
     if args.json {
         let per_rule: BTreeMap<&str, serde_json::Value> = rows
             .iter()
@@ -339,6 +345,7 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
             st.bytes_in
         );
     }
+    emit(&out)?;
     if args.stats {
         eprint!("{}", st.report(&ids));
     }
@@ -373,7 +380,7 @@ pub fn fingerprint(args: FingerprintArgs) -> Result<ExitCode> {
             }
         }
     }
-    let mut out = std::io::stdout().lock();
+    let mut out: Vec<u8> = Vec::new();
     for secret in &secrets {
         for key in keyring.keys() {
             let active = if std::ptr::eq(key, keyring.active()) {
@@ -390,6 +397,7 @@ pub fn fingerprint(args: FingerprintArgs) -> Result<ExitCode> {
             );
         }
     }
+    emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -399,7 +407,7 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
         RulesCommand::List(c) | RulesCommand::Check(c) => c,
     };
     let (s, _) = settings(common, None, None)?;
-    let mut out = std::io::stdout().lock();
+    let mut out: Vec<u8> = Vec::new();
     match args.command {
         RulesCommand::List(_) => {
             for (pack, desc) in &s.rules.packs {
@@ -434,6 +442,7 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
                 s.rules.rules.len(),
                 s.rules.packs.len()
             );
+            emit(&out)?;
             Ok(ExitCode::SUCCESS)
         }
         RulesCommand::Check(_) => {
@@ -457,12 +466,36 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
                     format!("{failed} failures")
                 }
             );
+            emit(&out)?;
             Ok(if failed == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
         }
+    }
+}
+
+/// Writes a command's whole output to stdout and flushes it. A closed pipe (`| head`) is a
+/// normal end, as for `run`; any other write error (`> /dev/full`) is an error, so that a
+/// command never exits 0 with its output lost.
+fn emit(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("output <stdout>: write error: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A write error of `corpus` in the same terms as [`emit`]'s.
+fn write_result(r: std::io::Result<()>, label: &str) -> Result<()> {
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("output {label}: write error: {e}"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -481,24 +514,29 @@ pub fn corpus(args: CorpusArgs) -> Result<ExitCode> {
             let f = std::fs::File::create(p)
                 .with_context(|| format!("output {}: cannot create", p.display()))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            let l = crate::corpus::generate(&cfg, &mut w)?;
-            w.flush()
-                .with_context(|| format!("output {}", p.display()))?;
-            l
+            let mut labels = Vec::new();
+            let r = crate::corpus::generate(&cfg, &mut w)
+                .map(|l| labels = l)
+                .and_then(|()| w.flush());
+            write_result(r, &p.display().to_string())?;
+            labels
         }
         None => {
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            let l = crate::corpus::generate(&cfg, &mut w)?;
-            w.flush()?;
-            l
+            let mut labels = Vec::new();
+            let r = crate::corpus::generate(&cfg, &mut w)
+                .map(|l| labels = l)
+                .and_then(|()| w.flush());
+            write_result(r, "<stdout>")?;
+            labels
         }
     };
     if let Some(p) = &args.labels {
         let f = std::fs::File::create(p)
             .with_context(|| format!("labels {}: cannot create", p.display()))?;
         let mut w = std::io::BufWriter::new(f);
-        crate::corpus::write_labels(&labels, &mut w)?;
-        w.flush()?;
+        let r = crate::corpus::write_labels(&labels, &mut w).and_then(|()| w.flush());
+        write_result(r, &p.display().to_string())?;
     }
     Ok(ExitCode::SUCCESS)
 }

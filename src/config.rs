@@ -106,24 +106,58 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.threads == Some(0) {
-            bail!("threads must be at least 1");
+        if let Some(t) = self.threads {
+            check_threads(t, "threads")?;
         }
         let p = &self.pipeline;
-        if p.read_buffer_bytes < 4096 {
-            bail!("pipeline.read_buffer_bytes must be at least 4096");
-        }
-        if p.max_record_bytes < 65536 {
-            bail!("pipeline.max_record_bytes must be at least 65536");
-        }
-        if p.batches_per_thread == 0 {
-            bail!("pipeline.batches_per_thread must be at least 1");
-        }
+        within(
+            "pipeline.read_buffer_bytes",
+            p.read_buffer_bytes as u64,
+            4096,
+            MAX_READ_BUFFER as u64,
+        )?;
+        within(
+            "pipeline.max_record_bytes",
+            p.max_record_bytes as u64,
+            65536,
+            MAX_RECORD_PIECE as u64,
+        )?;
+        within(
+            "pipeline.batches_per_thread",
+            p.batches_per_thread as u64,
+            1,
+            MAX_BATCHES_PER_THREAD as u64,
+        )?;
         if let Some(t) = &self.template {
             Template::parse(t)?;
         }
         Ok(())
     }
+}
+
+/// Most redaction threads: beyond this, threads only cost memory (each holds its regex
+/// caches and its share of the batches in flight).
+pub const MAX_THREADS: usize = 256;
+/// Largest read (and batch) size.
+pub const MAX_READ_BUFFER: usize = 64 << 20;
+/// Largest piece of an over-long record handed to the engine at once.
+pub const MAX_RECORD_PIECE: usize = 256 << 20;
+/// Most batches in flight per thread.
+pub const MAX_BATCHES_PER_THREAD: usize = 64;
+/// Most bytes of input in flight between the reader and the writer (threads × batches per
+/// thread × read size).
+pub const MAX_IN_FLIGHT_BYTES: u64 = 2 << 30;
+
+/// Fails with `NAME must be between LO and HI (got V)` unless `lo <= v <= hi`.
+pub fn within(name: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
+    if v < lo || v > hi {
+        bail!("{name} must be between {lo} and {hi} (got {v})");
+    }
+    Ok(())
+}
+
+fn check_threads(t: usize, name: &str) -> Result<()> {
+    within(name, t as u64, 1, MAX_THREADS as u64)
 }
 
 /// A TOML error as one line, `origin: line L, column C: message`, without the quoted source
@@ -200,8 +234,16 @@ impl Settings {
             .threads
             .or(config.threads)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        if threads == 0 {
-            bail!("--threads must be at least 1");
+        if ov.threads.is_some() {
+            check_threads(threads, "--threads")?;
+        }
+        let threads = threads.min(MAX_THREADS);
+        let p = &config.pipeline;
+        let in_flight = threads as u64 * p.batches_per_thread as u64 * p.read_buffer_bytes as u64;
+        if in_flight > MAX_IN_FLIGHT_BYTES {
+            bail!(
+                "threads × pipeline.batches_per_thread × pipeline.read_buffer_bytes = {in_flight} bytes in flight; at most {MAX_IN_FLIGHT_BYTES} are allowed (lower one of them)"
+            );
         }
         config.rules.dirs = dirs;
         Ok(Settings {

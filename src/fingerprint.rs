@@ -120,6 +120,14 @@ impl Key {
 
     /// Reads a key file: refused if group or others may read it (on Unix).
     pub fn from_file(id: &str, path: &Path) -> Result<Key> {
+        if std::fs::metadata(path).is_err() {
+            // A key pasted where its path belongs must not reach stderr.
+            bail!(
+                "cannot read key file {}: no such file (a key file holds the key; the key itself goes in {} or a file, never in the setting)",
+                shown_setting(&path.to_string_lossy()),
+                crate::config::KEY_ENV
+            );
+        }
         check_key_file_permissions(path)?;
         let text = Zeroizing::new(
             std::fs::read(path)
@@ -158,6 +166,21 @@ impl fmt::Debug for Key {
     }
 }
 
+/// A setting value (a path, a variable name) as shown in a message: in full when it is
+/// shorter than the shortest key ([`MIN_KEY_LEN`] bytes, so it cannot be one), else its first
+/// 4 characters and its length: a key pasted in the wrong place must not reach stderr.
+pub fn shown_setting(value: &str) -> String {
+    if value.len() < MIN_KEY_LEN {
+        value.to_string()
+    } else {
+        format!(
+            "'{}' ({} characters, not shown in case it is a key)",
+            crate::rules::preview(value),
+            value.chars().count()
+        )
+    }
+}
+
 fn validate_key_id(id: &str) -> Result<()> {
     if id.is_empty()
         || id.len() > 32
@@ -165,7 +188,10 @@ fn validate_key_id(id: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
     {
-        bail!("invalid key id '{id}': use 1-32 characters of [A-Za-z0-9._-]");
+        bail!(
+            "invalid key id {}: use 1-32 characters of [A-Za-z0-9._-]",
+            shown_setting(id)
+        );
     }
     Ok(())
 }
@@ -240,7 +266,8 @@ impl Keyring {
         let mut active = None;
         for spec in specs {
             let key = match (&spec.file, &spec.env) {
-                (Some(file), None) => Key::from_file(&spec.id, file)?,
+                (Some(file), None) => Key::from_file(&spec.id, file)
+                    .with_context(|| format!("[[keys]] id '{}'", spec.id))?,
                 (None, Some(var)) => {
                     // Refuse what is not a variable name without echoing it: a key pasted
                     // into `env =` by mistake must not reach stderr.
@@ -255,11 +282,16 @@ impl Keyring {
                     }
                     let value = Zeroizing::new(std::env::var(var).map_err(|_| {
                         anyhow::anyhow!(
-                            "key '{}': environment variable {var} is not set or not UTF-8",
-                            spec.id
+                            "key '{}': environment variable {} is not set or not UTF-8",
+                            spec.id,
+                            shown_setting(var)
                         )
                     })?);
-                    Key::parse(&spec.id, &value, &format!("key '{}' (${var})", spec.id))?
+                    Key::parse(
+                        &spec.id,
+                        &value,
+                        &format!("key '{}' (${})", spec.id, shown_setting(var)),
+                    )?
                 }
                 _ => bail!(
                     "key '{}': give exactly one of 'file' or 'env' (keys never go in the config itself)",
@@ -360,7 +392,44 @@ impl Template {
     /// leaves the markers alone. `None` when the template has no literal part of at least 2
     /// bytes (`{fp}` alone): then any 16 hex digits would look like a marker, and markers are
     /// not recognised. The second value is the longest text the regex can match.
+    ///
+    /// A template that begins and ends with literals (the default `[REDACTED:` … `]`) also
+    /// matches a damaged marker: its opening, then up to the longest marker's length of
+    /// anything but its closing literal's first byte and newlines, then the closing literal
+    /// (a marker that went through a mangling stage stays a marker, not a `token:` to find).
     pub fn marker_pattern(&self) -> Option<(String, usize)> {
+        let (strict, max) = self.strict_marker_pattern()?;
+        let escape = |l: &[u8]| {
+            l.iter()
+                .map(|&b| {
+                    if b.is_ascii_alphanumeric() {
+                        (b as char).to_string()
+                    } else {
+                        format!("\\x{b:02x}")
+                    }
+                })
+                .collect::<String>()
+        };
+        match (self.parts.first(), self.parts.last()) {
+            (Some(TemplatePart::Lit(open)), Some(TemplatePart::Lit(close)))
+                if self.parts.len() > 1 && open.len() >= 2 =>
+            {
+                let inner = max - open.len() - close.len();
+                Some((
+                    format!(
+                        "{strict}|{}[^\\x{:02x}\\r\\n]{{1,{inner}}}{}",
+                        escape(open),
+                        close[0],
+                        escape(close)
+                    ),
+                    max,
+                ))
+            }
+            _ => Some((strict, max)),
+        }
+    }
+
+    fn strict_marker_pattern(&self) -> Option<(String, usize)> {
         let has_literal = self
             .parts
             .iter()

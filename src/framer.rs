@@ -117,6 +117,12 @@ impl LineBatchDecoder {
         }
     }
 
+    /// True while the last batch handed out ended inside a record (a piece of an over-long
+    /// record): the record goes on in what is read next.
+    pub fn in_record(&self) -> bool {
+        !self.tail.is_empty()
+    }
+
     /// Everything left in `buf` after a read error, in batches (redacted and written before
     /// the error is reported).
     pub fn drain(&mut self, buf: &mut BytesMut) -> Vec<Batch> {

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
@@ -24,6 +24,8 @@ use crate::engine::multiline::{self, Carry};
 use crate::engine::{Engine, Redacted};
 use crate::framer::{Batch, LineBatchDecoder};
 use crate::metrics::Stats;
+use crate::signals::{self, StopSignal};
+use crate::source::Opened;
 
 struct Job {
     batch: Batch,
@@ -102,7 +104,14 @@ pub enum Flow {
     Done,
     /// The reader of our output went away (`| head`): stop quietly.
     OutputClosed,
+    /// A stop signal (SIGTERM/SIGINT) ended the input at a record boundary; everything read
+    /// before it was written. No further input is opened.
+    Stopped,
 }
+
+/// After a stop signal, how long the reader goes on reading to finish the record it is in
+/// (a writer in the middle of a line); past this, the unfinished record is written as read.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 enum Msg {
     Batch {
@@ -110,6 +119,8 @@ enum Msg {
         result: oneshot::Receiver<Redacted>,
     },
     Failed(anyhow::Error),
+    /// The reader stopped on a stop signal after handing out everything it had read.
+    Stopped,
 }
 
 /// One run's pipeline: the engine, its worker pool and the statistics, reused across inputs.
@@ -118,6 +129,7 @@ pub struct Pipeline {
     pool: WorkerPool,
     opts: PipelineConfig,
     in_flight: usize,
+    stop: Option<StopSignal>,
     pub stats: Stats,
 }
 
@@ -131,8 +143,19 @@ impl Pipeline {
             engine,
             pool,
             opts,
+            stop: None,
             stats,
         }
+    }
+
+    /// Stops reading at the next record boundary when `stop` fires (see [`Flow::Stopped`]).
+    pub fn stop_on(&mut self, stop: StopSignal) {
+        self.stop = Some(stop);
+    }
+
+    /// The stop signal given to [`Pipeline::stop_on`], for the sources.
+    pub fn stop_signal(&self) -> Option<StopSignal> {
+        self.stop.clone()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -144,7 +167,7 @@ impl Pipeline {
     /// that everything redacted so far is flushed.
     pub async fn process<W>(
         &mut self,
-        input: Box<dyn AsyncRead + Send + Unpin>,
+        input: Opened,
         name: &str,
         mut out: Option<&mut W>,
     ) -> Result<Flow>
@@ -159,6 +182,9 @@ impl Pipeline {
         let capacity = self.opts.read_buffer_bytes;
         let input_name = name.to_string();
         let multiline = self.engine.matcher().tracks_multiline();
+        let mut stop = self.stop.clone();
+        let ends_on_stop = input.ends_on_stop;
+        let input = input.reader;
         let reader = tokio::spawn(async move {
             // State that crosses records belongs to this input alone, and is computed in
             // input order here, so that the batches themselves can run in parallel.
@@ -181,10 +207,60 @@ impl Pipeline {
                 }
             };
             let mut framed = FramedRead::with_capacity(input, decoder, capacity);
-            while let Some(item) = framed.next().await {
+            // Set by a stop signal: read on until the record in progress is complete (or the
+            // grace time is over), then stop.
+            let mut stopping: Option<tokio::time::Instant> = None;
+            let at_boundary = |f: &FramedRead<_, LineBatchDecoder>| {
+                f.read_buffer().is_empty() && !f.decoder().in_record()
+            };
+            loop {
+                let item = match stopping {
+                    // The stream ends by itself at a newline after the stop.
+                    None if ends_on_stop => framed.next().await,
+                    None => tokio::select! {
+                        biased;
+                        _ = signals::stopped(&mut stop) => {
+                            stopping = Some(tokio::time::Instant::now() + STOP_GRACE);
+                            if at_boundary(&framed) {
+                                let _ = order_tx.send(Msg::Stopped).await;
+                                return;
+                            }
+                            continue;
+                        }
+                        item = framed.next() => item,
+                    },
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, framed.next()).await {
+                            Ok(item) => item,
+                            Err(_) => {
+                                // The writer did not finish its line in time: what was read
+                                // of it is written as it is (nothing read is lost).
+                                let mut rest = std::mem::take(framed.read_buffer_mut());
+                                for batch in framed.decoder_mut().drain(&mut rest) {
+                                    if order_tx.send(submit(batch)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                eprintln!("logveil: warning: input {input_name}: stopped inside a record that did not end within {} ms; its start was written without a newline", STOP_GRACE.as_millis());
+                                let _ = order_tx.send(Msg::Stopped).await;
+                                return;
+                            }
+                        }
+                    }
+                };
+                let Some(item) = item else {
+                    if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                        let _ = order_tx.send(Msg::Stopped).await;
+                    }
+                    break;
+                };
                 match item {
                     Ok(batch) => {
                         if order_tx.send(submit(batch)).await.is_err() {
+                            return;
+                        }
+                        if stopping.is_some() && at_boundary(&framed) {
+                            let _ = order_tx.send(Msg::Stopped).await;
                             return;
                         }
                     }
@@ -212,6 +288,10 @@ impl Pipeline {
                 Msg::Batch { read_at, result } => (read_at, result),
                 Msg::Failed(e) => {
                     outcome = Err(e);
+                    break;
+                }
+                Msg::Stopped => {
+                    outcome = Ok(Flow::Stopped);
                     break;
                 }
             };
@@ -255,19 +335,15 @@ impl Pipeline {
             }
         }
         drop(order_rx);
-        if outcome.as_ref().ok() == Some(&Flow::Done) {
-            outcome = flush(&mut out).await.map(
-                |open| {
-                    if open {
-                        Flow::Done
-                    } else {
-                        Flow::OutputClosed
-                    }
-                },
-            );
+        let finished = matches!(outcome, Ok(Flow::Done | Flow::Stopped));
+        if let (true, Ok(flow)) = (finished, &outcome) {
+            let flow = *flow;
+            outcome = flush(&mut out)
+                .await
+                .map(|open| if open { flow } else { Flow::OutputClosed });
             self.stats.add_latencies(&mut pending);
         }
-        if outcome.as_ref().ok() != Some(&Flow::Done) {
+        if !finished {
             // Stopped early (output closed, write error, failed batch): the reader may be
             // waiting on a pipe that never ends, so stop it rather than wait for it.
             reader.abort();

@@ -30,41 +30,113 @@ impl OutputSpec {
         }
     }
 
-    /// Refuses combinations that would lose data: an output that is also an input, stdin
-    /// into a directory.
+    /// Refuses, before anything is written, combinations that would lose data: an output
+    /// that is an input (same device and inode: the same path, a hard link, a symlink, or
+    /// stdout/stdin redirected to the file), stdin into a directory, and two inputs that
+    /// would write the same file in the output directory.
     pub fn check(&self, inputs: &[InputSpec]) -> Result<()> {
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-            (Ok(x), Ok(y)) => x == y,
-            _ => false,
-        };
+        let mut ids: Vec<(FileId, String)> = Vec::new();
         for input in inputs {
-            match (self, input) {
-                (OutputSpec::Dir(_), InputSpec::Stdin) => {
-                    bail!("-o names a directory, so every input must be a file, not stdin")
+            let id = match input {
+                InputSpec::File(p) => FileId::of_path(p),
+                InputSpec::Stdin => FileId::of_stdin(),
+            };
+            if let Some(id) = id {
+                ids.push((id, input.name()));
+            }
+        }
+        let clash = |out: Option<FileId>, label: &str| -> Result<()> {
+            if let Some(out) = out {
+                if let Some((_, name)) = ids.iter().find(|(id, _)| *id == out) {
+                    bail!(
+                        "output {label} is the same file as input {name} (same inode: a hard link, a symlink or a redirection); writing it would destroy the input"
+                    );
                 }
-                (OutputSpec::File(o), InputSpec::File(i)) if same(o, i) => {
-                    bail!("output {} is also an input", o.display())
-                }
-                (OutputSpec::Dir(d), InputSpec::File(i)) => {
-                    if let Some(parent) = i.parent() {
-                        let parent = if parent.as_os_str().is_empty() {
-                            Path::new(".")
-                        } else {
-                            parent
-                        };
-                        if same(d, parent) {
-                            bail!(
-                                "output directory {} holds input {}: the output would overwrite it",
-                                d.display(),
-                                i.display()
-                            );
-                        }
+            }
+            Ok(())
+        };
+        match self {
+            OutputSpec::Stdout => clash(FileId::of_stdout(), "<stdout>")?,
+            OutputSpec::File(o) => clash(FileId::of_path(o), &o.display().to_string())?,
+            OutputSpec::Dir(d) => {
+                let mut seen: Vec<(PathBuf, &Path)> = Vec::new();
+                for input in inputs {
+                    let InputSpec::File(i) = input else {
+                        bail!("-o names a directory, so every input must be a file, not stdin")
+                    };
+                    let out = path_in_dir(d, i)?;
+                    if let Some((_, first)) = seen.iter().find(|(o, _)| *o == out) {
+                        bail!(
+                            "inputs {} and {} would both be written to {}: in an output directory each input keeps its file name, so the names must differ (run them separately or rename one)",
+                            first.display(),
+                            i.display(),
+                            out.display()
+                        );
                     }
+                    clash(FileId::of_path(&out), &out.display().to_string())?;
+                    seen.push((out, i));
                 }
-                _ => {}
             }
         }
         Ok(())
+    }
+}
+
+/// A file's identity: device and inode. Two paths (or descriptors) with the same identity
+/// are the same file, whatever their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of_meta(m: &std::fs::Metadata) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        // Pipes, terminals and /dev/null are not files that writing could destroy.
+        m.file_type().is_file().then(|| FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of_meta(_: &std::fs::Metadata) -> Option<FileId> {
+        None
+    }
+
+    /// The file a path names (following symlinks), if it exists.
+    fn of_path(p: &Path) -> Option<FileId> {
+        std::fs::metadata(p).ok().and_then(|m| FileId::of_meta(&m))
+    }
+
+    #[cfg(unix)]
+    fn of_fd(fd: std::os::fd::BorrowedFd<'_>) -> Option<FileId> {
+        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+        FileId::of_meta(&file.metadata().ok()?)
+    }
+
+    #[cfg(unix)]
+    fn of_stdin() -> Option<FileId> {
+        use std::os::fd::AsFd;
+        FileId::of_fd(std::io::stdin().as_fd())
+    }
+
+    #[cfg(unix)]
+    fn of_stdout() -> Option<FileId> {
+        use std::os::fd::AsFd;
+        FileId::of_fd(std::io::stdout().as_fd())
+    }
+
+    #[cfg(not(unix))]
+    fn of_stdin() -> Option<FileId> {
+        None
+    }
+
+    #[cfg(not(unix))]
+    fn of_stdout() -> Option<FileId> {
+        None
     }
 }
 
@@ -156,5 +228,34 @@ mod tests {
         assert!(OutputSpec::Dir("o".into())
             .check(&[InputSpec::Stdin])
             .is_err());
+        // A hard link and a symlink to the input are the input.
+        let hard = d.path().join("hard.log");
+        std::fs::hard_link(&f, &hard).unwrap();
+        let e = OutputSpec::File(hard.clone()).check(&inputs).unwrap_err();
+        assert!(format!("{e}").contains("same file as input"), "{e}");
+        let soft = d.path().join("soft.log");
+        std::os::unix::fs::symlink(&f, &soft).unwrap();
+        assert!(OutputSpec::File(soft).check(&inputs).is_err());
+        // In an output directory: a hard link of an input under the input's name.
+        let out = d.path().join("o2");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::hard_link(&f, out.join("a.log")).unwrap();
+        assert!(OutputSpec::Dir(out.clone()).check(&inputs).is_err());
+        // Two inputs with one name.
+        let sub = d.path().join("b");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("a.log"), "y").unwrap();
+        let two = [
+            InputSpec::File(f.clone()),
+            InputSpec::File(sub.join("a.log")),
+        ];
+        let e = OutputSpec::Dir(d.path().join("o3"))
+            .check(&two)
+            .unwrap_err();
+        assert!(format!("{e}").contains("would both be written"), "{e}");
+        // A new file is fine.
+        assert!(OutputSpec::File(d.path().join("new.log"))
+            .check(&inputs)
+            .is_ok());
     }
 }

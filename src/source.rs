@@ -1,11 +1,14 @@
 //! Inputs: stdin and files, plain, gzip or zstd, recognised by their magic bytes (not by the
 //! file name).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+
+use crate::pipe_reader::PipeReader;
+use crate::signals::StopSignal;
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
@@ -76,21 +79,42 @@ impl Compression {
 pub struct Opened {
     pub compression: Compression,
     pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    /// After a stop signal the stream itself ends at the next newline (a plain pipe, FIFO or
+    /// terminal read by [`PipeReader`]): the pipeline reads on to its end. Otherwise (regular
+    /// files, where stopping early takes nothing away, and compressed streams) the pipeline
+    /// stops at the next record boundary itself.
+    pub ends_on_stop: bool,
 }
 
-/// Opens an input and wraps it in the decompressor its first bytes call for.
-pub async fn open(spec: &InputSpec, buffer: usize) -> Result<Opened> {
-    let raw: Box<dyn AsyncRead + Send + Unpin> = match spec {
-        InputSpec::Stdin => Box::new(tokio::io::stdin()),
-        InputSpec::File(p) => Box::new(open_file(p).await?),
+/// Opens an input and wraps it in the decompressor its first bytes call for. Regular files
+/// are read by tokio; pipes, FIFOs and terminals (stdin, mostly) by a [`PipeReader`] that
+/// never takes bytes out of the pipe that a stop signal would then lose.
+pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> Result<Opened> {
+    let name = spec.name();
+    let file = match spec {
+        InputSpec::Stdin => {
+            use std::os::fd::AsFd;
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(std::fs::File::from)
+                .with_context(|| format!("input {name}: cannot open"))?
+        }
+        InputSpec::File(p) => {
+            std::fs::File::open(p).with_context(|| format!("input {}: cannot open", p.display()))?
+        }
     };
-    sniff(raw, buffer, &spec.name()).await
-}
-
-async fn open_file(p: &Path) -> Result<tokio::fs::File> {
-    tokio::fs::File::open(p)
-        .await
-        .with_context(|| format!("input {}: cannot open", p.display()))
+    let regular = file.metadata().is_ok_and(|m| m.file_type().is_file());
+    if regular {
+        let raw: Box<dyn AsyncRead + Send + Unpin> = Box::new(tokio::fs::File::from_std(file));
+        return sniff(raw, buffer, &name).await;
+    }
+    let (reader, split) = PipeReader::spawn(file, name.clone(), stop);
+    let mut opened = sniff(Box::new(reader), buffer, &name).await?;
+    let plain = opened.compression == Compression::None;
+    split.store(plain, std::sync::atomic::Ordering::Release);
+    opened.ends_on_stop = plain;
+    Ok(opened)
 }
 
 /// Reads just enough to tell the format (stopping as soon as the bytes cannot be a magic
@@ -131,6 +155,7 @@ async fn sniff(
     Ok(Opened {
         compression,
         reader,
+        ends_on_stop: false,
     })
 }
 

@@ -278,7 +278,131 @@ impl Matcher {
                 cut_markers(batch, findings, &m.0, m.1);
             }
         }
+        if !findings.is_empty() {
+            keep_json_valid(batch, findings);
+        }
     }
+}
+
+/// In a record that is a JSON document, only string contents can hold a secret: a finding
+/// elsewhere (a number, `null`, the structure) is dropped, so that every JSON record still
+/// parses after redaction, with its non-string values unchanged. Findings are sorted.
+fn keep_json_valid(hay: &[u8], findings: &mut Vec<Finding>) {
+    let mut strings: Vec<(usize, usize)> = Vec::new();
+    // The record the last finding was in, and whether it is JSON.
+    let mut rec: Option<(usize, usize, bool)> = None;
+    findings.retain(|f| {
+        let json = match rec {
+            Some(r) if r.0 <= f.start && f.start < r.1 => r.2,
+            _ => {
+                let rs = memchr::memrchr(b'\n', &hay[..f.start]).map_or(0, |i| i + 1);
+                let re = memchr::memchr(b'\n', &hay[f.start..]).map_or(hay.len(), |i| f.start + i);
+                let json = json_strings(&hay[rs..re], rs, &mut strings);
+                rec = Some((rs, re, json));
+                json
+            }
+        };
+        !json || strings.iter().any(|&(s, e)| s <= f.start && f.end <= e)
+    });
+}
+
+/// When `rec` is one JSON object or array, fills `out` with the spans (offset by `at`) of the
+/// contents of its strings and returns true. A string that holds JSON itself (container
+/// logs: `{"log":"{\"password\":…}"}`, up to 3 levels) gives the spans of its inner strings
+/// instead, so that the inner document stays valid too.
+fn json_strings(rec: &[u8], at: usize, out: &mut Vec<(usize, usize)>) -> bool {
+    out.clear();
+    let map: Vec<usize> = (at..at + rec.len()).collect();
+    json_strings_in(rec, &map, at + rec.len(), out, 0)
+}
+
+/// `doc` (unescaped bytes), `map[i]` the raw position of `doc[i]`, `end` the raw end.
+fn json_strings_in(
+    doc: &[u8],
+    map: &[usize],
+    end: usize,
+    out: &mut Vec<(usize, usize)>,
+    depth: usize,
+) -> bool {
+    let body = doc.trim_ascii();
+    if !matches!(body.first(), Some(b'{' | b'[')) {
+        return false;
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        return false;
+    }
+    let raw = |i: usize| map.get(i).copied().unwrap_or(end);
+    let mut i = 0;
+    while i < doc.len() {
+        if doc[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let s = i + 1;
+        let mut j = s;
+        while j < doc.len() && doc[j] != b'"' {
+            j += if doc[j] == b'\\' { 2 } else { 1 };
+        }
+        let j = j.min(doc.len());
+        let content = &doc[s..j];
+        let mut inner_done = false;
+        if depth < 2 && matches!(content.trim_ascii_start().first(), Some(b'{' | b'[')) {
+            if let Some((inner, inner_map)) = unescape(content, &map[s..j]) {
+                let mark = out.len();
+                if json_strings_in(&inner, &inner_map, raw(j), out, depth + 1) {
+                    inner_done = true;
+                } else {
+                    out.truncate(mark);
+                }
+            }
+        }
+        if !inner_done {
+            out.push((raw(s), raw(j)));
+        }
+        i = j + 1;
+    }
+    true
+}
+
+/// The text of a JSON string's content, with the position (from `map`) each byte came from.
+fn unescape(content: &[u8], map: &[usize]) -> Option<(Vec<u8>, Vec<usize>)> {
+    let (mut text, mut pos) = (Vec::with_capacity(content.len()), Vec::new());
+    let mut i = 0;
+    while i < content.len() {
+        let b = content[i];
+        if b != b'\\' {
+            text.push(b);
+            pos.push(map[i]);
+            i += 1;
+            continue;
+        }
+        let e = *content.get(i + 1)?;
+        let at = map[i];
+        let c = match e {
+            b'"' | b'\\' | b'/' => e,
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'b' => 8,
+            b'f' => 12,
+            b'u' => {
+                let hex = std::str::from_utf8(content.get(i + 2..i + 6)?).ok()?;
+                let ch = char::from_u32(u32::from_str_radix(hex, 16).ok()?).unwrap_or('\u{fffd}');
+                let mut buf = [0u8; 4];
+                for &x in ch.encode_utf8(&mut buf).as_bytes() {
+                    text.push(x);
+                    pos.push(at);
+                }
+                i += 6;
+                continue;
+            }
+            _ => return None,
+        };
+        text.push(c);
+        pos.push(at);
+        i += 2;
+    }
+    Some((text, pos))
 }
 
 /// Keeps logveil's own markers out of the (sorted, disjoint) findings: `token=[REDACTED:…]`,

@@ -248,9 +248,31 @@ pub fn source_from(arg: &str, base: Option<&KafkaSourceConfig>) -> Result<KafkaS
     if c.group.is_empty() {
         bail!("kafka input: group must not be empty");
     }
-    if c.startup_timeout_secs == 0 || c.commit_interval_ms == 0 {
-        bail!("kafka input: startup_timeout_secs and commit_interval_ms must be at least 1");
-    }
+    use crate::config::within;
+    within(
+        "kafka input: max_message_bytes",
+        c.max_message_bytes as u64,
+        1,
+        1_000_000_000,
+    )?;
+    within(
+        "kafka input: commit_interval_ms",
+        c.commit_interval_ms,
+        1,
+        3_600_000,
+    )?;
+    within(
+        "kafka input: startup_timeout_secs",
+        c.startup_timeout_secs,
+        1,
+        3600,
+    )?;
+    within(
+        "kafka input: stats_interval_secs",
+        c.stats_interval_secs,
+        0,
+        86_400,
+    )?;
     Ok(c)
 }
 
@@ -307,9 +329,18 @@ pub fn sink_from(arg: &str, base: Option<&KafkaSinkConfig>) -> Result<KafkaSinkC
     if c.on_unredactable == OnUnredactable::DeadLetter && c.dead_letter_topic.is_none() {
         bail!("kafka output: on_unredactable = \"dead-letter\" needs dead_letter_topic");
     }
-    if c.startup_timeout_secs == 0 {
-        bail!("kafka output: startup_timeout_secs must be at least 1");
-    }
+    crate::config::within(
+        "kafka output: startup_timeout_secs",
+        c.startup_timeout_secs,
+        1,
+        3600,
+    )?;
+    crate::config::within(
+        "kafka output: drain_timeout_secs",
+        c.drain_timeout_secs,
+        0,
+        3600,
+    )?;
     Ok(c)
 }
 

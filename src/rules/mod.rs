@@ -236,6 +236,27 @@ pub fn escape_tolerant(pattern: &str) -> String {
     out
 }
 
+/// A regex build error in one line: what is wrong and where, not only "error parsing
+/// pattern 0" (the rule's own text is no secret, so the caret excerpt may be shown).
+fn regex_error(e: &meta::BuildError) -> String {
+    match e.syntax_error() {
+        Some(se) => {
+            // regex-syntax prints the pattern, a caret line and `error: message`: keep the
+            // message and the position.
+            let text = se.to_string();
+            let msg = text
+                .lines()
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or(text.lines().last().unwrap_or(""));
+            match text.lines().find_map(|l| l.find('^')) {
+                Some(col) => format!("{msg} (at character {} of the regex)", col + 1),
+                None => msg.to_string(),
+            }
+        }
+        None => e.to_string(),
+    }
+}
+
 fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Result<Rule> {
     let ctx = |msg: String| anyhow::anyhow!("{origin}: rule '{}': {msg}", spec.id);
     if spec.id.is_empty()
@@ -252,7 +273,15 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
             crate::fingerprint::MAX_RULE_ID_LEN
         )));
     }
-    let regex = compile_regex(&spec.regex).map_err(|e| ctx(format!("invalid regex: {e}")))?;
+    let regex = compile_regex(&spec.regex).map_err(|e| {
+        // Report the error against the rule's own text, not the escape-tolerant rewrite.
+        let plain = meta::Regex::builder()
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build(&spec.regex)
+            .err()
+            .map_or_else(|| regex_error(&e), |p| regex_error(&p));
+        ctx(format!("invalid regex: {plain}"))
+    })?;
     let secret_group = match &spec.secret_group {
         Some(GroupRef::Index(i)) => {
             if *i
@@ -271,7 +300,9 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
         None => regex
             .group_info()
             .to_index(regex_automata::PatternID::ZERO, "secret")
-            .unwrap_or(0),
+            .ok_or_else(|| {
+                ctx("the regex has no (?P<secret>...) group; name the secret's group, or set secret_group = 0 to take the whole match".into())
+            })?,
     };
     let prefilter = match spec.prefilter.as_deref() {
         Some("digit-run") => {
@@ -330,14 +361,14 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
     let reject_before = match &spec.reject_before {
         Some(r) => Some(
             compile_regex(&format!("(?:{r})$"))
-                .map_err(|e| ctx(format!("invalid reject_before regex: {e}")))?,
+                .map_err(|e| ctx(format!("invalid reject_before regex: {}", regex_error(&e))))?,
         ),
         None => None,
     };
     let reject_after = match &spec.reject_after {
         Some(r) => Some(
             compile_regex(&format!("^(?:{r})"))
-                .map_err(|e| ctx(format!("invalid reject_after regex: {e}")))?,
+                .map_err(|e| ctx(format!("invalid reject_after regex: {}", regex_error(&e))))?,
         ),
         None => None,
     };
@@ -798,9 +829,26 @@ negative_examples = ["demo_short"]
     fn bad_rules_are_rejected_with_file_and_id() {
         let e = err_of(&PACK.replace(r"[a-z0-9]{8}", r"[a-z0-9{8}"));
         assert!(
-            e.contains("bad.toml") && e.contains("demo-token") && e.contains("invalid regex"),
+            e.contains("bad.toml")
+                && e.contains("demo-token")
+                && e.contains("invalid regex: unclosed character class (at character 23"),
             "{e}"
         );
+        // No group for the secret: rejected, unless secret_group says so.
+        let e = err_of(&PACK.replace("(?P<secret>", "("));
+        assert!(
+            e.contains("demo-token") && e.contains("no (?P<secret>"),
+            "{e}"
+        );
+        let (_, _, r) = parse_pack(
+            &PACK.replace("(?P<secret>", "(").replace(
+                "keywords = [\"demo_\"]",
+                "secret_group = 0\nkeywords = [\"demo_\"]",
+            ),
+            "ok.toml",
+        )
+        .unwrap();
+        assert_eq!(r[0].secret_group, 0);
         let e = err_of(&PACK.replace(
             "examples = [\"x",
             "validators = [\"nope\"]\nexamples = [\"x",

@@ -495,12 +495,38 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
 }
 
 /// True when `record[span]` starts with a JSON value that is not a string (`null`, `true`,
-/// `false`, a number) and stands where a JSON member's value stands (after `"name":`, the
+/// `false`, a number, an array or object) and stands where a JSON member's value stands (after `"name":`, the
 /// name possibly escaped). Such a value is never a secret, and replacing it (or, worse, the
 /// value and the `}` after it) would change the document: `{"password": null}` stays as it
 /// is. Card numbers written as bare JSON numbers are left alone too: a marker there would
 /// turn the number into invalid JSON.
 pub fn is_json_scalar(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    is_json_member_value(record, span.clone()) || is_json_array_number(record, span)
+}
+
+/// A number among the elements of a JSON array (`[1, 4111111111111111]`, `[[4000…]]`): only
+/// numbers, commas and blanks between it and the `[`, and a delimiter after it. (A CSV field
+/// `a,4111…` is not: no `[` before it.)
+fn is_json_array_number(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    let value = &record[span.start..];
+    let len = json_scalar_len(value);
+    if len == 0 || !value[0].is_ascii_digit() && value[0] != b'-' {
+        return false;
+    }
+    let before = record[..span.start].iter().rev().find(|&&b| {
+        !matches!(
+            b,
+            b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-' | b',' | b' ' | b'\t'
+        )
+    });
+    before == Some(&b'[') && value.get(len).is_none_or(|&b| ends_value(b))
+}
+
+fn ends_value(b: u8) -> bool {
+    matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'\\')
+}
+
+fn is_json_member_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
     let mut i = span.start;
     let skip_back = |mut i: usize| {
         while i > 0 && matches!(record[i - 1], b' ' | b'\t') {
@@ -517,12 +543,12 @@ pub fn is_json_scalar(record: &[u8], span: std::ops::Range<usize>) -> bool {
         return false;
     }
     let value = &record[span.start..];
+    if matches!(value.first(), Some(b'[' | b'{')) {
+        return true;
+    }
     let len = json_scalar_len(value);
     // The scalar must end where JSON lets a value end.
-    len > 0
-        && value
-            .get(len)
-            .is_none_or(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'\\'))
+    len > 0 && value.get(len).is_none_or(|&b| ends_value(b))
 }
 
 /// Length of the JSON literal or number at the start of `v` (0 if none).
@@ -577,6 +603,11 @@ mod tests {
         assert!(at(r#"{"k":-1.5e-7]"#, "-1.5"));
         assert!(at(r#"{\"password\":false}"#, "false"));
         assert!(at(r#"{"card": 4111111111111111}"#, "4111"));
+        assert!(at(r#"{"password":[]}"#, "[]"));
+        assert!(at(r#"{"password": {}}"#, "{}"));
+        assert!(at(r#"{"p":[[4000000000000002]]}"#, "4000"));
+        assert!(at(r#"[1, 2.5,4111111111111111 ]"#, "4111"));
+        assert!(!at("a,4111111111111111,b", "4111"));
         // Strings, unquoted words and things that only start like a literal are not.
         assert!(!at(r#"{"password": "null"}"#, "null\""));
         assert!(!at(r#"{"password": nullpointer}"#, "nullp"));
