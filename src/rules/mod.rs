@@ -248,8 +248,15 @@ fn regex_error(e: &meta::BuildError) -> String {
                 .lines()
                 .find_map(|l| l.strip_prefix("error: "))
                 .unwrap_or(text.lines().last().unwrap_or(""));
-            match text.lines().find_map(|l| l.find('^')) {
-                Some(col) => format!("{msg} (at character {} of the regex)", col + 1),
+            // The pattern is printed indented, with the caret line under it.
+            let lines: Vec<&str> = text.lines().collect();
+            let caret = lines.iter().position(|l| l.trim_start().starts_with('^'));
+            match caret.filter(|&c| c > 0) {
+                Some(c) => {
+                    let indent = lines[c - 1].len() - lines[c - 1].trim_start().len();
+                    let col = lines[c].find('^').unwrap_or(0).saturating_sub(indent);
+                    format!("{msg} (at character {} of the regex)", col + 1)
+                }
                 None => msg.to_string(),
             }
         }
@@ -831,7 +838,7 @@ negative_examples = ["demo_short"]
         assert!(
             e.contains("bad.toml")
                 && e.contains("demo-token")
-                && e.contains("invalid regex: unclosed character class (at character 23"),
+                && e.contains("invalid regex: unclosed character class (at character 19"),
             "{e}"
         );
         // No group for the secret: rejected, unless secret_group says so.
