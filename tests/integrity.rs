@@ -395,6 +395,19 @@ fn a_rule_pack_without_a_secret_group_or_with_a_bad_regex_names_the_rule() {
     );
 }
 
+/// `logveil` (keyed) with `input` on stdin.
+fn redact_stdin(input: &str) -> std::process::Output {
+    let mut child = keyed()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn json_values_floats_markers_and_keys_survive_the_cli() {
     let input = "{\"password\": null}\n{\"secret\": true}\n{\"token\": 12345}\n{\"a\":{\"passwd\":null}}}\n\
@@ -403,35 +416,13 @@ fn json_values_floats_markers_and_keys_survive_the_cli() {
 using token [REDACTED:github-classic-token:k1:88f5bd56747f4c91] for api.github.com\n\
 \"authorization\":\"[REDACTED:bearer-token:k1:ac3445079eda25fc]\"\n\
 Nov  2 10:00:02 app[1]: GET path=/api/v1/items\n";
-    let mut child = keyed()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = redact_stdin(input);
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout), input);
     // A BEGIN line without END: the next ordinary line ends the block and stays.
     let input = "Nov  2 10:00:01 app[1]: -----BEGIN RSA PRIVATE KEY-----\n\
 Nov  2 10:00:02 app[1]: GET path=/api/v1/items\n";
-    let mut child = keyed()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = redact_stdin(input);
     assert!(String::from_utf8_lossy(&o.stdout)
         .ends_with("\nNov  2 10:00:02 app[1]: GET path=/api/v1/items\n"));
 }
