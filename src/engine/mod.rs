@@ -308,13 +308,17 @@ fn keep_json_valid(hay: &[u8], findings: &mut Vec<Finding>) {
 
 /// When `rec` is one JSON object or array, fills `out` with the spans (offset by `at`) of the
 /// contents of its strings and returns true. A string that holds JSON itself (container
-/// logs: `{"log":"{\"password\":…}"}`, up to 3 levels) gives the spans of its inner strings
+/// logs: `{"log":"{\"password\":…}"}`, up to 6 levels) gives the spans of its inner strings
 /// instead, so that the inner document stays valid too.
 fn json_strings(rec: &[u8], at: usize, out: &mut Vec<(usize, usize)>) -> bool {
     out.clear();
     let map: Vec<usize> = (at..at + rec.len()).collect();
     json_strings_in(rec, &map, at + rec.len(), out, 0)
 }
+
+/// Levels of JSON escaped in JSON strings that [`json_strings`] looks into below the record
+/// itself (container runtimes and shippers wrap two or three times).
+const MAX_JSON_DEPTH: usize = 5;
 
 /// `doc` (unescaped bytes), `map[i]` the raw position of `doc[i]`, `end` the raw end.
 fn json_strings_in(
@@ -346,7 +350,8 @@ fn json_strings_in(
         let j = j.min(doc.len());
         let content = &doc[s..j];
         let mut inner_done = false;
-        if depth < 2 && matches!(content.trim_ascii_start().first(), Some(b'{' | b'[')) {
+        if depth < MAX_JSON_DEPTH && matches!(content.trim_ascii_start().first(), Some(b'{' | b'['))
+        {
             if let Some((inner, inner_map)) = unescape(content, &map[s..j]) {
                 let mark = out.len();
                 if json_strings_in(&inner, &inner_map, raw(j), out, depth + 1) {
