@@ -395,7 +395,7 @@ impl Template {
     ///
     /// A template that begins and ends with literals (the default `[REDACTED:` … `]`) also
     /// matches a damaged marker: its opening, then up to the longest marker's length of
-    /// anything but its closing literal's first byte and newlines, then the closing literal
+    /// anything but its closing literal's first byte and `\n`, then the closing literal
     /// (a marker that went through a mangling stage stays a marker, not a `token:` to find).
     pub fn marker_pattern(&self) -> Option<(String, usize)> {
         let (strict, max) = self.strict_marker_pattern()?;
@@ -417,7 +417,7 @@ impl Template {
                 let inner = max - open.len() - close.len();
                 Some((
                     format!(
-                        "{strict}|{}[^\\x{:02x}\\r\\n]{{1,{inner}}}{}",
+                        "{strict}|{}[^\\x{:02x}\\n]{{1,{inner}}}{}",
                         escape(open),
                         close[0],
                         escape(close)
