@@ -896,6 +896,8 @@ reject_before = '''order_id='''
             "using token [REDACTED:github-classic-token:k1:88f5bd56747f4c91] for api.github.com\n",
             "connecting to postgres://app_user:[REDACTED:database-uri-password:k1:a39149109c3ce5f2]@db.internal:5432/app\n",
             "token=[REDACTED:github-classic-token:old-key:0123456789abcdef] password: [REDACTED:x:k1:0123456789abcdef]\n",
+            // Damaged on the way (a quote, a CR inside): still a marker.
+            "\"[REDACTED:github-classic-token:k\r1:0000000000000000]\" [REDACTED:\"bearer-token:k1:0123456789abcdef]\n",
         ] {
             let out = e.redact_to_vec(line.as_bytes());
             assert_eq!(String::from_utf8_lossy(&out), line);
