@@ -239,10 +239,14 @@ impl Settings {
         }
         let threads = threads.min(MAX_THREADS);
         let p = &config.pipeline;
-        let in_flight = threads as u64 * p.batches_per_thread as u64 * p.read_buffer_bytes as u64;
+        // A batch is one read, or a piece of an over-long record with its context.
+        let batch = p
+            .read_buffer_bytes
+            .max(p.max_record_bytes + 2 * crate::framer::OVERLAP);
+        let in_flight = threads as u64 * p.batches_per_thread as u64 * batch as u64;
         if in_flight > MAX_IN_FLIGHT_BYTES {
             bail!(
-                "threads × pipeline.batches_per_thread × pipeline.read_buffer_bytes = {in_flight} bytes in flight; at most {MAX_IN_FLIGHT_BYTES} are allowed (lower one of them)"
+                "threads × pipeline.batches_per_thread × the largest batch (pipeline.read_buffer_bytes, or pipeline.max_record_bytes plus context) = {in_flight} bytes in flight; at most {MAX_IN_FLIGHT_BYTES} are allowed (lower one of them)"
             );
         }
         config.rules.dirs = dirs;

@@ -181,6 +181,9 @@ pub fn shown_setting(value: &str) -> String {
     }
 }
 
+/// Bytes a damaged marker may hold between its opening and its fingerprint.
+const DAMAGED: &str = r#"[A-Za-z0-9._:"'\\\r-]"#;
+
 fn validate_key_id(id: &str) -> Result<()> {
     if id.is_empty()
         || id.len() > 32
@@ -265,6 +268,9 @@ impl Keyring {
         let mut keys = Vec::new();
         let mut active = None;
         for spec in specs {
+            // First, so that every message below may name the id: a valid id is too short to
+            // be a key pasted into `id =`.
+            validate_key_id(&spec.id)?;
             let key = match (&spec.file, &spec.env) {
                 (Some(file), None) => Key::from_file(&spec.id, file)
                     .with_context(|| format!("[[keys]] id '{}'", spec.id))?,
@@ -395,8 +401,10 @@ impl Template {
     ///
     /// A template that begins and ends with literals (the default `[REDACTED:` … `]`) also
     /// matches a damaged marker: its opening, then up to the longest marker's length of
-    /// anything but its closing literal's first byte and `\n`, then the closing literal
-    /// (a marker that went through a mangling stage stays a marker, not a `token:` to find).
+    /// rule-id, key-id and separator characters with the bytes a mangling stage adds
+    /// (quotes, backslashes, CR), then 16 hex digits and the closing literal. So a marker
+    /// with a quote or a CR inside stays a marker, not a `token:` to find; words, spaces or
+    /// `=` inside it (text that merely starts like a marker) do not.
     pub fn marker_pattern(&self) -> Option<(String, usize)> {
         let (strict, max) = self.strict_marker_pattern()?;
         let escape = |l: &[u8]| {
@@ -417,9 +425,9 @@ impl Template {
                 let inner = max - open.len() - close.len();
                 Some((
                     format!(
-                        "{strict}|{}[^\\x{:02x}\\n]{{1,{inner}}}{}",
+                        "{strict}|{}{DAMAGED}{{0,{inner}}}[0-9a-f]{{{}}}{}",
                         escape(open),
-                        close[0],
+                        2 * FINGERPRINT_BYTES,
                         escape(close)
                     ),
                     max,

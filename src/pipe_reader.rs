@@ -39,17 +39,31 @@ pub struct PipeReader {
 pub type SplitAtNewline = Arc<AtomicBool>;
 
 impl PipeReader {
-    /// Starts the reading thread on `src` (whose descriptor is polled).
-    pub fn spawn<R>(src: R, name: String, stop: Option<StopSignal>) -> (PipeReader, SplitAtNewline)
+    /// Starts the reading thread: it opens the input with `open` (opening a FIFO waits for a
+    /// writer, so that happens on this thread too, never on the runtime) and reads it.
+    pub fn spawn<R, F>(
+        open: F,
+        name: String,
+        stop: Option<StopSignal>,
+    ) -> (PipeReader, SplitAtNewline)
     where
-        R: Read + AsRawFd + Send + 'static,
+        R: Read + AsRawFd,
+        F: FnOnce() -> std::io::Result<R> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(4);
         let split: SplitAtNewline = Arc::new(AtomicBool::new(false));
         let split2 = Arc::clone(&split);
         std::thread::Builder::new()
             .name("logveil-read".into())
-            .spawn(move || read_loop(src, tx, stop, split2, &name))
+            .spawn(move || match open() {
+                Ok(src) => read_loop(src, tx, stop, split2, &name),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot open: {e}"),
+                    )));
+                }
+            })
             .expect("spawn input thread");
         (
             PipeReader {
@@ -91,9 +105,16 @@ fn read_loop<R: Read + AsRawFd>(
     let fd = src.as_raw_fd();
     let mut buf = vec![0u8; CHUNK];
     let mut at_newline = true;
+    let mut delivered = false;
     let mut deadline: Option<Instant> = None;
     loop {
-        if stop.as_ref().is_some_and(|s| *s.borrow()) && split.load(Ordering::Acquire) {
+        let stopping = stop.as_ref().is_some_and(|s| *s.borrow());
+        // Nothing read yet: nothing to finish, whatever the input turns out to be.
+        if stopping && !delivered {
+            return;
+        }
+        let split_now = stopping && split.load(Ordering::Acquire);
+        if split_now {
             let d = *deadline.get_or_insert_with(|| Instant::now() + crate::pipeline::STOP_GRACE);
             if at_newline {
                 return;
@@ -111,7 +132,10 @@ fn read_loop<R: Read + AsRawFd>(
                 return;
             }
         }
-        let n = match src.read(&mut buf) {
+        // Finishing a record after a stop: one byte at a time, so that not a byte past its
+        // newline is taken from the pipe.
+        let want = if split_now { 1 } else { buf.len() };
+        let n = match src.read(&mut buf[..want]) {
             Ok(0) => return,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -125,6 +149,7 @@ fn read_loop<R: Read + AsRawFd>(
             }
         };
         at_newline = buf[n - 1] == b'\n';
+        delivered = true;
         if tx
             .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
             .is_err()

@@ -153,6 +153,11 @@ impl Pipeline {
         self.stop = Some(stop);
     }
 
+    /// True once a stop signal has come.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+
     /// The stop signal given to [`Pipeline::stop_on`], for the sources.
     pub fn stop_signal(&self) -> Option<StopSignal> {
         self.stop.clone()
@@ -208,11 +213,12 @@ impl Pipeline {
             };
             let mut framed = FramedRead::with_capacity(input, decoder, capacity);
             // Set by a stop signal: read on until the record in progress is complete (or the
-            // grace time is over), then stop.
+            // grace time is over), then stop. Every batch handed out ends with a newline unless
+            // it is a piece of an over-long record, so the stream is at a record boundary as
+            // soon as no such record is open: the bytes after the last newline stay unread (in
+            // a regular file they are still there; see `Opened::ends_on_stop` for pipes).
             let mut stopping: Option<tokio::time::Instant> = None;
-            let at_boundary = |f: &FramedRead<_, LineBatchDecoder>| {
-                f.read_buffer().is_empty() && !f.decoder().in_record()
-            };
+            let at_boundary = |f: &FramedRead<_, LineBatchDecoder>| !f.decoder().in_record();
             loop {
                 let item = match stopping {
                     // The stream ends by itself at a newline after the stop.

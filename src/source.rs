@@ -91,26 +91,52 @@ pub struct Opened {
 /// never takes bytes out of the pipe that a stop signal would then lose.
 pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> Result<Opened> {
     let name = spec.name();
-    let file = match spec {
+    let (reader, split) = match spec {
         InputSpec::Stdin => {
             use std::os::fd::AsFd;
-            std::io::stdin()
+            let file = std::io::stdin()
                 .as_fd()
                 .try_clone_to_owned()
                 .map(std::fs::File::from)
-                .with_context(|| format!("input {name}: cannot open"))?
+                .with_context(|| format!("input {name}: cannot open"))?;
+            if file.metadata().is_ok_and(|m| m.file_type().is_file()) {
+                let raw: Box<dyn AsyncRead + Send + Unpin> =
+                    Box::new(tokio::fs::File::from_std(file));
+                return sniff(raw, buffer, &name).await;
+            }
+            PipeReader::spawn(move || Ok(file), name.clone(), stop.clone())
         }
         InputSpec::File(p) => {
-            std::fs::File::open(p).with_context(|| format!("input {}: cannot open", p.display()))?
+            // `stat` does not wait for a FIFO's writer; `open` would.
+            let meta = std::fs::metadata(p)
+                .with_context(|| format!("input {}: cannot open", p.display()))?;
+            if meta.file_type().is_file() {
+                let file = tokio::fs::File::open(p)
+                    .await
+                    .with_context(|| format!("input {}: cannot open", p.display()))?;
+                let raw: Box<dyn AsyncRead + Send + Unpin> = Box::new(file);
+                return sniff(raw, buffer, &name).await;
+            }
+            let path = p.clone();
+            PipeReader::spawn(
+                move || std::fs::File::open(path),
+                name.clone(),
+                stop.clone(),
+            )
         }
     };
-    let regular = file.metadata().is_ok_and(|m| m.file_type().is_file());
-    if regular {
-        let raw: Box<dyn AsyncRead + Send + Unpin> = Box::new(tokio::fs::File::from_std(file));
-        return sniff(raw, buffer, &name).await;
-    }
-    let (reader, split) = PipeReader::spawn(file, name.clone(), stop);
-    let mut opened = sniff(Box::new(reader), buffer, &name).await?;
+    // Opening a FIFO waits for its writer, and the first bytes may be long in coming: a stop
+    // signal meanwhile ends the input empty (nothing has been read, so nothing is lost).
+    let mut waiting = stop;
+    let mut opened = tokio::select! {
+        biased;
+        opened = sniff(Box::new(reader), buffer, &name) => opened?,
+        _ = crate::signals::stopped(&mut waiting) => Opened {
+            compression: Compression::None,
+            reader: Box::new(tokio::io::empty()),
+            ends_on_stop: false,
+        },
+    };
     let plain = opened.compression == Compression::None;
     split.store(plain, std::sync::atomic::Ordering::Release);
     opened.ends_on_stop = plain;

@@ -80,7 +80,8 @@ impl Matcher {
     /// Recognises markers rendered by `template` in the input and keeps them out of every
     /// finding (see [`Template::marker_pattern`]).
     pub fn set_marker_shape(&mut self, template: &Template) {
-        self.markers = template.marker_pattern().map(|(pattern, max)| {
+        // A template too large for a regex (a huge literal) is not recognised as a marker.
+        self.markers = template.marker_pattern().and_then(|(pattern, max)| {
             let re = meta::Regex::builder()
                 .syntax(
                     regex_automata::util::syntax::Config::new()
@@ -88,8 +89,8 @@ impl Matcher {
                         .utf8(false),
                 )
                 .build(&pattern)
-                .expect("marker patterns are built from escaped literals");
-            Arc::new((re, max))
+                .ok()?;
+            Some(Arc::new((re, max)))
         });
     }
 
@@ -285,13 +286,15 @@ impl Matcher {
 }
 
 /// In a record that is a JSON document, only string contents can hold a secret: a finding
-/// elsewhere (a number, `null`, the structure) is dropped, so that every JSON record still
-/// parses after redaction, with its non-string values unchanged. Findings are sorted.
+/// is cut to the string content it starts in (or, starting outside any, the last one it
+/// covers), and dropped when it covers none (a number, `null`, the structure). So every JSON
+/// record still parses after redaction, with its non-string values unchanged. Findings are
+/// sorted and disjoint; string spans come sorted too.
 fn keep_json_valid(hay: &[u8], findings: &mut Vec<Finding>) {
     let mut strings: Vec<(usize, usize)> = Vec::new();
     // The record the last finding was in, and whether it is JSON.
     let mut rec: Option<(usize, usize, bool)> = None;
-    findings.retain(|f| {
+    findings.retain_mut(|f| {
         let json = match rec {
             Some(r) if r.0 <= f.start && f.start < r.1 => r.2,
             _ => {
@@ -302,7 +305,26 @@ fn keep_json_valid(hay: &[u8], findings: &mut Vec<Finding>) {
                 json
             }
         };
-        !json || strings.iter().any(|&(s, e)| s <= f.start && f.end <= e)
+        if !json {
+            return true;
+        }
+        // Strings that end after the finding starts, up to those that start before it ends.
+        let from = strings.partition_point(|&(_, e)| e <= f.start);
+        let to = strings.partition_point(|&(s, _)| s < f.end);
+        let covered = &strings[from..to.max(from)];
+        let pick = match covered.first() {
+            Some(&(s, e)) if s <= f.start && f.start < e => Some((s, e)),
+            _ => covered.last().copied(),
+        };
+        match pick {
+            Some((s, e)) => {
+                f.start = f.start.max(s);
+                f.end = f.end.min(e);
+                align_to_escapes(hay, f);
+                f.start < f.end
+            }
+            None => false,
+        }
     });
 }
 
@@ -312,6 +334,9 @@ fn keep_json_valid(hay: &[u8], findings: &mut Vec<Finding>) {
 /// instead, so that the inner document stays valid too.
 fn json_strings(rec: &[u8], at: usize, out: &mut Vec<(usize, usize)>) -> bool {
     out.clear();
+    if !matches!(rec.trim_ascii().first(), Some(b'{' | b'[')) {
+        return false;
+    }
     let map: Vec<usize> = (at..at + rec.len()).collect();
     json_strings_in(rec, &map, at + rec.len(), out, 0)
 }
@@ -862,6 +887,18 @@ reject_before = '''order_id='''
         ] {
             let out = e.redact_to_vec(line.as_bytes());
             assert_eq!(String::from_utf8_lossy(&out), line);
+        }
+        // Things that only start like JSON scalars, or numbers outside JSON, are still found.
+        for (line, secret) in [
+            (
+                "\"pan\": 4111 1111 1111 1111 reason=x\n",
+                "4111 1111 1111 1111",
+            ),
+            ("cardNumber=[4111111111111111]\n", "4111111111111111"),
+            ("{\"password\": {noop}hunter2}\n", "{noop}hunter2"),
+        ] {
+            let out = String::from_utf8_lossy(&e.redact_to_vec(line.as_bytes())).to_string();
+            assert!(!out.contains(secret), "{}", masked(&out, &[secret]));
         }
         // A string value on the same names is still a secret.
         let out = e.redact_to_vec(b"{\"password\": \"hunter2\"}\n");

@@ -5,7 +5,8 @@
 //! (`Nov  2 10:00:01 app[1]: `, `{"log":"`), what comes after the closing dashes its
 //! *wrapping suffix* (`\n","stream":"stderr"}`). Each following record is part of the key
 //! body when it is, once the wrapping is taken off, one base64 token (`=` padding only at its
-//! end), a PEM header (`Proc-Type:`, `DEK-Info:`) or nothing:
+//! end; `\/` counts as `/`), an armour header (`Proc-Type:`, `DEK-Info:`, `Comment:`,
+//! `Version:`, ...) or nothing:
 //!
 //! - the text before the token, with digit runs and blank runs made equal (timestamps and
 //!   pids change from line to line), is the BEGIN record's prefix, a beginning of it (a
@@ -37,7 +38,7 @@ const WRAP_CAP: usize = 160;
 
 /// Where a candidate body token may start at the latest: the wrapping prefix is a log
 /// prefix, not a paragraph (and the search stays linear on hostile records).
-const MAX_TOKEN_START: usize = 1024;
+const MAX_TOKEN_START: usize = 8192;
 
 /// A normalised wrapping prefix or suffix (digit runs → `0`, blank runs → one space).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -208,8 +209,10 @@ fn body_token(carry: &Carry, rec: &[u8]) -> Option<Range<usize>> {
             continue;
         }
         let s = i;
-        while i < rec.len() && is_b64(rec[i]) {
-            i += 1;
+        // `\/` is a `/` in JSON written by encoders that escape slashes (PHP's default).
+        while i < rec.len() && (is_b64(rec[i]) || rec[i] == b'\\' && rec.get(i + 1) == Some(&b'/'))
+        {
+            i += if rec[i] == b'\\' { 2 } else { 1 };
         }
         let mut e = i;
         while e < rec.len() && e - i < 2 && rec[e] == b'=' {
@@ -224,10 +227,18 @@ fn body_token(carry: &Carry, rec: &[u8]) -> Option<Range<usize>> {
         }
         i = e;
     }
-    // No token: the wrapping alone (an empty body line) or a PEM header.
-    let header = [&b"Proc-Type:"[..], b"DEK-Info:"]
-        .iter()
-        .any(|h| memchr::memmem::find(rec, h).is_some());
+    // No token: the wrapping alone (an empty body line) or an armour header (PEM's
+    // `Proc-Type:`/`DEK-Info:`, PGP's `Version:`/`Comment:`/`Hash:`/`Charset:`).
+    let header = [
+        &b"Proc-Type:"[..],
+        b"DEK-Info:",
+        b"Version:",
+        b"Comment:",
+        b"Hash:",
+        b"Charset:",
+    ]
+    .iter()
+    .any(|h| memchr::memmem::find(rec, h).is_some());
     let wrapping_only = (0..=rec.len().min(MAX_TOKEN_START))
         .take_while(|&cut| prefix_ok(&rec[..cut]))
         .any(|cut| suffix_ok(&rec[cut..]));
@@ -394,6 +405,20 @@ Nov  2 10:00:02 app[1]: next record MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2\n";
         assert_eq!(s.len(), 2, "{s:?}");
         assert!(s[0].starts_with("MIIEvQIB") && !s[0].contains('\\'));
         assert_eq!(s[1], "ab+/");
+        assert!(!end.in_key);
+    }
+
+    #[test]
+    fn armour_headers_and_escaped_slashes_stay_in_the_block() {
+        let text = "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\
+Version: GnuPG v2\n\
+Comment: https://gpgtools.org\n\
+\n\
+lQOYBF8nZ3ABCAC8r1L0wz9\\/yq2Xk3mP9sL2vQ8rT1wYz0aBcDeFgHiJkLmNoPq\n\
+-----END PGP PRIVATE KEY BLOCK-----\n";
+        let (s, end) = spans(Carry::default(), text);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert!(s[0].starts_with("lQOY") && s[0].ends_with("NoPq"), "{s:?}");
         assert!(!end.in_key);
     }
 

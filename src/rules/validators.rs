@@ -501,32 +501,6 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
 /// is. Card numbers written as bare JSON numbers are left alone too: a marker there would
 /// turn the number into invalid JSON.
 pub fn is_json_scalar(record: &[u8], span: std::ops::Range<usize>) -> bool {
-    is_json_member_value(record, span.clone()) || is_json_array_number(record, span)
-}
-
-/// A number among the elements of a JSON array (`[1, 4111111111111111]`, `[[4000…]]`): only
-/// numbers, commas and blanks between it and the `[`, and a delimiter after it. (A CSV field
-/// `a,4111…` is not: no `[` before it.)
-fn is_json_array_number(record: &[u8], span: std::ops::Range<usize>) -> bool {
-    let value = &record[span.start..];
-    let len = json_scalar_len(value);
-    if len == 0 || !value[0].is_ascii_digit() && value[0] != b'-' {
-        return false;
-    }
-    let before = record[..span.start].iter().rev().find(|&&b| {
-        !matches!(
-            b,
-            b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-' | b',' | b' ' | b'\t'
-        )
-    });
-    before == Some(&b'[') && value.get(len).is_none_or(|&b| ends_value(b))
-}
-
-fn ends_value(b: u8) -> bool {
-    matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'\\')
-}
-
-fn is_json_member_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
     let mut i = span.start;
     let skip_back = |mut i: usize| {
         while i > 0 && matches!(record[i - 1], b' ' | b'\t') {
@@ -543,12 +517,30 @@ fn is_json_member_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
         return false;
     }
     let value = &record[span.start..];
-    if matches!(value.first(), Some(b'[' | b'{')) {
-        return true;
-    }
-    let len = json_scalar_len(value);
-    // The scalar must end where JSON lets a value end.
-    len > 0 && value.get(len).is_none_or(|&b| ends_value(b))
+    let len = if matches!(value.first(), Some(b'[' | b'{')) {
+        // An array or object only if it is one (`{noop}hunter2` is a password).
+        let mut it =
+            serde_json::Deserializer::from_slice(value).into_iter::<serde::de::IgnoredAny>();
+        match it.next() {
+            Some(Ok(_)) => it.byte_offset(),
+            _ => return false,
+        }
+    } else {
+        json_scalar_len(value)
+    };
+    // The value must end where JSON lets a value end, and the candidate must be that value
+    // and nothing more than the structure after it (`null}`): `"pan": 4111 1111 1111 1111`
+    // starts with the number 4111 but is a card.
+    len > 0
+        && len <= span.len()
+        && value.get(len).is_none_or(|&b| ends_value(b))
+        && record[span.start + len..span.end]
+            .iter()
+            .all(|b| matches!(b, b'}' | b']' | b',' | b' ' | b'\t'))
+}
+
+fn ends_value(b: u8) -> bool {
+    matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'\\')
 }
 
 /// Length of the JSON literal or number at the start of `v` (0 if none).
@@ -594,20 +586,23 @@ mod tests {
     fn json_scalars_after_member_names() {
         let at = |rec: &str, needle: &str| {
             let s = rec.find(needle).unwrap();
-            is_json_scalar(rec.as_bytes(), s..rec.len())
+            is_json_scalar(rec.as_bytes(), s..s + needle.len())
         };
         assert!(at(r#"{"password": null}"#, "null"));
         assert!(at(r#"{"secret":true,"a":1}"#, "true"));
         assert!(at(r#"{"token": 12345}"#, "12345"));
         assert!(at(r#"{"a":{"passwd":null}}}"#, "null"));
-        assert!(at(r#"{"k":-1.5e-7]"#, "-1.5"));
+        assert!(at(r#"{"password": null}"#, "null}"));
+        assert!(at(r#"{"k":-1.5e-7]"#, "-1.5e-7]"));
         assert!(at(r#"{\"password\":false}"#, "false"));
-        assert!(at(r#"{"card": 4111111111111111}"#, "4111"));
+        assert!(at(r#"{"card": 4111111111111111}"#, "4111111111111111}"));
         assert!(at(r#"{"password":[]}"#, "[]"));
         assert!(at(r#"{"password": {}}"#, "{}"));
-        assert!(at(r#"{"p":[[4000000000000002]]}"#, "4000"));
-        assert!(at(r#"[1, 2.5,4111111111111111 ]"#, "4111"));
-        assert!(!at("a,4111111111111111,b", "4111"));
+        assert!(!at(r#"{"password": {noop}hunter2}"#, "{noop}"));
+        assert!(!at(
+            r#""pan": 4111 1111 1111 1111 reason=x"#,
+            "4111 1111 1111 1111"
+        ));
         // Strings, unquoted words and things that only start like a literal are not.
         assert!(!at(r#"{"password": "null"}"#, "null\""));
         assert!(!at(r#"{"password": nullpointer}"#, "nullp"));
