@@ -167,6 +167,16 @@ fn keep_writing(mut w: UnixStream, stop: Arc<AtomicBool>) -> std::thread::JoinHa
     })
 }
 
+/// `logveil run -o OUT` (keyed) reading stdin from one end of a socket pair.
+fn run_from_socket(stdin: UnixStream, out: &Path) -> Child {
+    keyed()
+        .args(["run", "-o", s(out)])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(stdin)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits until `path` has at least `n` bytes (or fails after 60 s).
 fn wait_for_output(path: &Path, n: u64) {
     let t0 = Instant::now();
@@ -185,12 +195,7 @@ fn sigterm_and_sigint_on_a_busy_stdin_lose_nothing_and_exit_0() {
         // end, so that after logveil exits it can read what logveil left unread.
         let (ours, theirs) = UnixStream::pair().unwrap();
         let leftover = theirs.try_clone().unwrap();
-        let child = keyed()
-            .args(["run", "-o", s(&out)])
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = run_from_socket(theirs, &out);
         let stop = Arc::new(AtomicBool::new(false));
         let writer = keep_writing(ours.try_clone().unwrap(), Arc::clone(&stop));
         wait_for_output(&out, 1 << 20);
@@ -250,12 +255,7 @@ fn sigterm_on_a_file_run_ends_on_a_record_boundary_and_a_second_signal_aborts() 
 
     // Two signals: the second stops at once with 143.
     let (ours, theirs) = UnixStream::pair().unwrap();
-    let child = keyed()
-        .args(["run", "-o", s(&out)])
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = run_from_socket(theirs, &out);
     let mut w = ours;
     // Half a record, never finished: the first signal waits for its end.
     w.write_all(b"2026-11-02 a record without its end").unwrap();

@@ -911,6 +911,22 @@ reject_before = '''order_id='''
     }
 
     #[test]
+    fn ordinary_lines_with_identifiers_and_placeholders_stay() {
+        let e = builtin_engine();
+        for line in [
+            "Nov  2 10:00:01 web-01 sudo:    alice : TTY=pts/2 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx\n",
+            "export PWD=/app\n",
+            "declare -x OLDPWD=\"/srv/app\"\n",
+            "{\"resources\":[{\"ARN\":\"arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf\"}]}\n",
+            "password=[FILTERED] token=*** secret=<redacted> passwd=${DB_PASS} api_key=[MASKED]\n",
+            "{\"password\": \"[FILTERED]\"}\n",
+        ] {
+            let out = e.redact_to_vec(line.as_bytes());
+            assert_eq!(String::from_utf8_lossy(&out), line);
+        }
+    }
+
+    #[test]
     fn digits_inside_longer_numbers_are_not_cards() {
         let e = builtin_engine();
         for line in [

@@ -133,7 +133,10 @@ impl Rule {
     /// `reject_before`/`reject_after` on one candidate secret `record[span]`.
     pub fn accepts(&self, record: &[u8], span: std::ops::Range<usize>) -> bool {
         let secret = &record[span.clone()];
-        if validators::is_placeholder(secret) || validators::is_json_scalar(record, span.clone()) {
+        if validators::is_placeholder(secret)
+            || validators::is_json_scalar(record, span.clone())
+            || validators::is_identifier_context(record, span.clone())
+        {
             return false;
         }
         if let Some(min) = self.min_entropy {

@@ -490,8 +490,61 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     {
         return true;
     }
+    // `***`, and a word in brackets that says the value is hidden: `[FILTERED]` (Rails),
+    // `[MASKED]` (GitLab), `(hidden)`, `(null)`, `<redacted>`.
+    if s.len() >= 3 && s.iter().all(|&b| b == b'*') {
+        return true;
+    }
+    if let [open, inner @ .., close] = s {
+        let pair = matches!((open, close), (b'[', b']') | (b'(', b')') | (b'<', b'>'));
+        if pair
+            && (1..=32).contains(&inner.len())
+            && inner
+                .iter()
+                .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b' '))
+        {
+            return true;
+        }
+    }
     // A value made of one repeated character (`aaaaaaaa`, `00000000`) is a mask.
     s.len() >= 4 && s.iter().all(|&b| b == s[0])
+}
+
+/// True when `record[span]` is, by where it stands, an identifier rather than a secret:
+/// part of an AWS ARN (`arn:aws:secretsmanager:…:secret:prod/db-AbCdEf`: the `secret:` is a
+/// resource type, not a key/value pair), or the shell's working directory (`PWD=/home/alice`
+/// in every sudo line, `OLDPWD=`, `declare -x PWD="/app"`): `pwd` names a password only when
+/// the value is not a path.
+pub fn is_identifier_context(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    let before = &record[span.start.saturating_sub(256)..span.start];
+    // The token the candidate sits in: back to a blank, quote, `=` or comma.
+    let token_start = before
+        .iter()
+        .rposition(|b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'=' | b',' | b'(' | b'['))
+        .map_or(0, |i| i + 1);
+    if before[token_start..].starts_with(b"arn:aws") {
+        return true;
+    }
+    let secret = &record[span.clone()];
+    if matches!(secret.first(), Some(b'/' | b'~')) {
+        let key = before
+            .strip_suffix(b"\"")
+            .or_else(|| before.strip_suffix(b"'"))
+            .unwrap_or(before);
+        if let Some(key) = key.strip_suffix(b"=") {
+            let word = key.len()
+                - key
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                    .count();
+            let name = &key[word..];
+            if name.eq_ignore_ascii_case(b"pwd") || name.eq_ignore_ascii_case(b"oldpwd") {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// True when `record[span]` starts with a JSON value that is not a string (`null`, `true`,
@@ -581,6 +634,38 @@ fn json_scalar_len(v: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arns_working_directories_and_hidden_markers_are_not_secrets() {
+        let ctx = |rec: &str, needle: &str| {
+            let s = rec.find(needle).unwrap();
+            is_identifier_context(rec.as_bytes(), s..s + needle.len())
+        };
+        assert!(ctx(
+            r#"{"ARN":"arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf"}"#,
+            "prod/db-AbCdEf"
+        ));
+        assert!(ctx(
+            "sudo: alice : TTY=pts/2 ; PWD=/home/alice ; USER=root",
+            "/home/alice"
+        ));
+        assert!(ctx("declare -x OLDPWD=\"/app\"", "/app"));
+        assert!(!ctx("DB_PWD=hunter2x", "hunter2x"));
+        assert!(!ctx("PWD=Tr0ub4dor", "Tr0ub4dor"));
+        assert!(!ctx("db_pwd=/x9!Qz", "/x9!Qz"));
+        for p in [
+            "[FILTERED]",
+            "[MASKED]",
+            "***",
+            "(hidden)",
+            "(null)",
+            "<redacted>",
+        ] {
+            assert!(is_placeholder(p.as_bytes()), "{p}");
+        }
+        assert!(!is_placeholder(b"[a1b2c3]"));
+        assert!(!is_placeholder(b"[") && !is_placeholder(b"[]x"));
+    }
 
     #[test]
     fn json_scalars_after_member_names() {
