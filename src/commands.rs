@@ -498,15 +498,11 @@ pub fn rules(args: RulesArgs) -> Result<ExitCode> {
 /// command never exits 0 with its output lost.
 fn emit(bytes: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(anyhow::anyhow!("output <stdout>: write error: {e}"))
-        }
-        _ => Ok(()),
-    }
+    write_result(out.write_all(bytes).and_then(|()| out.flush()), "<stdout>")
 }
 
-/// A write error of `corpus` in the same terms as [`emit`]'s.
+/// A write result as a command reports it: a closed pipe is a normal end, any other error
+/// is `output LABEL: write error: …`.
 fn write_result(r: std::io::Result<()>, label: &str) -> Result<()> {
     match r {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
