@@ -874,6 +874,79 @@ reject_before = '''order_id='''
         )
     }
 
+    /// Every example of the precision issue (#10): real-log text that is not a secret stays
+    /// byte for byte, and where an operator precedes a real value, the value (never the
+    /// operator) is what gets replaced.
+    #[test]
+    fn real_log_references_placeholders_and_identifiers_stay() {
+        let e = builtin_engine();
+        for line in [
+            "Nov  2 10:01:22 web-03 sudo:    alice : TTY=pts/2 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/id",
+            "export PWD=/app",
+            "declare -x PWD=\"/app\"",
+            "declare -x OLDPWD=\"/srv/www\"",
+            "OLDPWD=/tmp",
+            "secret_arn=arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf",
+            "password=[MASKED] token=[FILTERED] secret=*** api_key=**** password=<redacted>",
+            "password=(hidden) password=(null) password=? password=%s password=%-8v password=${VAR}",
+            "password=$VAR password=$db_pass password={{ .Values.x }} password=<password> password=xxxxxxxx",
+            "password=\"{{ .Values.db.password }}\"",
+            "password = request.form[\"pw\"]",
+            "    password = request.form[\"password\"]",
+            "password = new PasswordEncoder()",
+            "token=env.GITHUB_TOKEN",
+            "password = getPassword()",
+            "char *password = (char*)malloc(64);",
+            "token = os.environ[\"GITHUB_TOKEN\"]",
+            "password = settings.DB_PASSWORD",
+            "api_key = config.get(\"api_key\")",
+            "db_password = var.db_password",
+            "password: ~",
+            "\"password\": null",
+            "Authorization: Bearer",
+            "\"Authorization\": \"Bearer \"",
+            "WindowManager: token=AppWindowToken{4a3b2c1 token=Token{9f8e7d6 ActivityRecord{1c2d3e4 u0 com.example/.MainActivity t12}}}",
+            "  Token: {",
+            "creds=com.acme.auth.Credentials@1b6d3586",
+            "User{id=42, name='alice', password=null}",
+            "Access denied for user 'app'@'10.0.0.5' (using password: YES)",
+            "INFO BlockStateChange: BLOCK* addStoredBlock: blockMap updated: 10.0.0.5:50010 is added to blk_1073741825_1001 size 134217728",
+            "INFO datanode.DataNode: Receiving BP-1234567890-10.0.0.1-1600000000000:blk_-1608999687919862906_1001 src: /10.0.0.2:50010",
+        ] {
+            let line = format!("{line}\n");
+            let out = e.redact_to_vec(line.as_bytes());
+            assert_eq!(String::from_utf8_lossy(&out), line);
+        }
+        // After `:=`, `=>`, `==`, `!=`, `===` the literal is the value; the operator stays.
+        for (line, op) in [
+            ("password := \"hunter2x\"", ":="),
+            ("password => \"hunter2x\"", "=>"),
+            ("\"password\" => \"hunter2x\"", "=>"),
+            ("if (password == \"hunter2x\") {", "=="),
+            ("if password != \"hunter2x\":", "!="),
+            ("password === 'hunter2x'", "==="),
+            ("token := \"Zq8WmX2pL7vR4tNk\"", ":="),
+        ] {
+            let out = String::from_utf8_lossy(&e.redact_to_vec(format!("{line}\n").as_bytes()))
+                .to_string();
+            let secret = if line.contains("hunter2x") {
+                "hunter2x"
+            } else {
+                "Zq8WmX2pL7vR4tNk"
+            };
+            assert!(!out.contains(secret), "{}", masked(&out, &[secret]));
+            assert!(
+                out.contains(&format!("{op} \"[REDACTED:"))
+                    || out.contains(&format!("{op} '[REDACTED:")),
+                "operator {op} not kept: {}",
+                masked(&out, &[secret])
+            );
+        }
+        // `changeme` is a judgment call: a documented default password is still a password.
+        let out = e.redact_to_vec(b"password=changeme\n");
+        assert!(out.starts_with(b"password=[REDACTED:"));
+    }
+
     #[test]
     fn json_scalars_on_secret_names_stay_byte_for_byte() {
         let e = builtin_engine();

@@ -46,6 +46,22 @@ struct PackMeta {
     /// A pack can ship disabled (PII packs that need an opt-in).
     #[serde(default = "yes")]
     enabled: bool,
+    /// Default [`ValueKind`] of the pack's rules.
+    #[serde(default)]
+    value: ValueKind,
+}
+
+/// What identifies a rule's secret. A `shaped` secret is recognised by its own form (a
+/// prefix, a checksum, an alphabet and length); a `free` one only by where it stands (the
+/// value of a `password` field, the argument of `-p`), so the value itself must also look
+/// like a value: not a reference, an expression, a type name or a state word (see
+/// [`validators::is_not_a_value`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    #[default]
+    Shaped,
+    Free,
 }
 
 fn yes() -> bool {
@@ -74,6 +90,8 @@ struct RuleSpec {
     followed_within: Option<usize>,
     reject_before: Option<String>,
     reject_after: Option<String>,
+    /// Overrides the pack's `value`.
+    value: Option<ValueKind>,
     #[serde(default)]
     validators: Vec<String>,
     min_entropy: Option<f64>,
@@ -118,6 +136,8 @@ pub struct Rule {
     /// [`REJECT_BEFORE_WINDOW`] bytes of the record) starts with a match of this regex, e.g.
     /// `.5` after the digits of a float.
     pub reject_after: Option<meta::Regex>,
+    /// How the secret is recognised; `Free` values get the value-shape checks.
+    pub value: ValueKind,
     pub validators: Vec<Validator>,
     pub min_entropy: Option<f64>,
     pub priority: u8,
@@ -134,8 +154,10 @@ impl Rule {
     pub fn accepts(&self, record: &[u8], span: std::ops::Range<usize>) -> bool {
         let secret = &record[span.clone()];
         if validators::is_placeholder(secret)
+            || validators::is_operator_tail(record, span.clone())
             || validators::is_json_scalar(record, span.clone())
             || validators::is_identifier_context(record, span.clone())
+            || (self.value == ValueKind::Free && validators::is_not_a_value(record, span.clone()))
         {
             return false;
         }
@@ -267,7 +289,8 @@ fn regex_error(e: &meta::BuildError) -> String {
     }
 }
 
-fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Result<Rule> {
+fn compile(spec: RuleSpec, meta: &PackMeta, origin: &str) -> Result<Rule> {
+    let (pack, pack_enabled) = (meta.id.as_str(), meta.enabled);
     let ctx = |msg: String| anyhow::anyhow!("{origin}: rule '{}': {msg}", spec.id);
     if spec.id.is_empty()
         || !spec
@@ -416,6 +439,7 @@ fn compile(spec: RuleSpec, pack: &str, pack_enabled: bool, origin: &str) -> Resu
         followed_within: spec.followed_within.unwrap_or(DEFAULT_FOLLOWED_WITHIN),
         reject_before,
         reject_after,
+        value: spec.value.unwrap_or(meta.value),
         validators: vals,
         min_entropy: spec.min_entropy,
         priority: spec.priority.unwrap_or(DEFAULT_PRIORITY),
@@ -433,7 +457,7 @@ pub fn parse_pack(text: &str, origin: &str) -> Result<(String, String, Vec<Rule>
     let pack = file.pack.id.clone();
     let mut rules = Vec::with_capacity(file.rules.len());
     for spec in file.rules {
-        rules.push(compile(spec, &pack, file.pack.enabled, origin)?);
+        rules.push(compile(spec, &file.pack, origin)?);
     }
     Ok((pack, file.pack.description, rules))
 }
@@ -496,6 +520,7 @@ pub fn fields_pack(names: &[String]) -> Result<String> {
         r####"[pack]
 id = "fields"
 description = "Values of secret-like fields, whatever their shape (names from [fields] in the config)"
+value = "free"
 
 [[rules]]
 id = "field-value-json"
@@ -541,7 +566,7 @@ negative_examples = [
 [[rules]]
 id = "field-value-assignment"
 description = "Unquoted value of a key=value or key: value pair (logfmt, query string, env, YAML, header) whose key ends in a secret-like field name"
-regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*(?:(?i:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<secret>[^\s"'\\&;,]+)'''
+regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*(?:[:=!]={{1,2}}|=>|[:=])[ \t]*(?:(?i:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<secret>[^\s"'\\&;,]+)'''
 {assign_gate}
 examples = [
   '''ts=2026-11-02T10:00:00Z level=info {n0}=Zx9q7w user=bob''',
@@ -555,7 +580,7 @@ negative_examples = [
 [[rules]]
 id = "field-value-assignment-quoted"
 description = "Quoted value of a key=\"value\" or key: \"value\" pair whose key ends in a secret-like field name"
-regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*[:=][ \t]*"(?P<secret>[^"\r\n]+)"'''
+regex = '''(?:^|[^A-Za-z0-9_.-]){key}[ \t]*(?:[:=!]={{1,2}}|=>|[:=])[ \t]*"(?P<secret>[^"\r\n]+)"'''
 {assign_gate}
 examples = [
   '''ts=2026-11-02T10:00:00Z level=info {n0}="two words" user=bob''',

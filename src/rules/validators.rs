@@ -437,6 +437,8 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     }
     const EXACT: &[&[u8]] = &[
         b"null",
+        b"~",
+        b"?",
         b"none",
         b"nil",
         b"undefined",
@@ -455,7 +457,8 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     if EXACT.iter().any(|e| s.eq_ignore_ascii_case(e)) {
         return true;
     }
-    // Template variables and references: ${VAR}, $ENV_VAR, {{ x }}, %(x)s, <your-token>.
+    // Template variables and references: ${VAR}, $ENV_VAR, $password, $1 (a bind
+    // parameter), {{ x }}, %(x)s, %s, <your-token>.
     if s.starts_with(b"${")
         || s.starts_with(b"{{")
         || s.starts_with(b"%(")
@@ -463,9 +466,14 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         || (s.starts_with(b"<") && s.ends_with(b">"))
         || (s.len() > 1
             && s[0] == b'$'
-            && s[1..]
+            && (s[1..]
                 .iter()
-                .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+                .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                // `$password`, `$db_pass`; mixed case (`$ecretPa55`) is a password.
+                || s[1..]
+                    .iter()
+                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')))
+        || is_format_directive(s)
     {
         return true;
     }
@@ -508,6 +516,337 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     }
     // A value made of one repeated character (`aaaaaaaa`, `00000000`) is a mask.
     s.len() >= 4 && s.iter().all(|&b| b == s[0])
+}
+
+/// A printf-style directive standing alone: `%s`, `%v`, `%d`, `%-8s`, `%.*s`, `%q`.
+fn is_format_directive(s: &[u8]) -> bool {
+    let Some(rest) = s.strip_prefix(b"%") else {
+        return false;
+    };
+    let Some((&conv, spec)) = rest.split_last() else {
+        return false;
+    };
+    conv.is_ascii_alphabetic()
+        && spec.len() <= 6
+        && spec
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b' ' | b'#' | b'.' | b'*'))
+        && matches!(
+            conv,
+            b's' | b'v' | b'd' | b'q' | b'x' | b'X' | b'i' | b'u' | b'f' | b'p' | b'r' | b'@'
+        )
+}
+
+/// True when the candidate begins with the second half of an assignment or comparison
+/// operator (`=` of `:=`, `==`, `!=`, `>` of `=>`, `:` of `::`): the regex took the operator
+/// for the value. The rules take the value after the whole operator; an operator is never
+/// a secret.
+pub fn is_operator_tail(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    span.start > 0
+        && matches!(record[span.start - 1], b'=' | b':' | b'!' | b'<' | b'>')
+        && matches!(record.get(span.start), Some(b'=' | b'>' | b':'))
+}
+
+/// Words that, standing alone as a field's value, say something about the credential instead
+/// of being it: states (`password: YES` in MySQL's "using password: YES", `token: expired`),
+/// type names of schemas and code (`password: string`), the names of authorization schemes
+/// with nothing after them (`Authorization: Bearer`), and keywords of code.
+const NOT_A_VALUE_WORDS: &[&str] = &[
+    // states
+    "yes",
+    "no",
+    "on",
+    "off",
+    "ok",
+    "set",
+    "unset",
+    "enabled",
+    "disabled",
+    "required",
+    "optional",
+    "missing",
+    "invalid",
+    "expired",
+    "incorrect",
+    "wrong",
+    "valid",
+    "provided",
+    "supplied",
+    "present",
+    "absent",
+    "given",
+    "changed",
+    "updated",
+    "reset",
+    "sent",
+    "accepted",
+    "rejected",
+    "denied",
+    "failed",
+    "success",
+    "revoked",
+    "default",
+    "unknown",
+    "unavailable",
+    "configured",
+    "omitted",
+    "protected",
+    "sensitive",
+    "encrypted",
+    "generated",
+    "rotated",
+    "redact",
+    "mask",
+    "filtered",
+    "censored",
+    "suppressed",
+    "elided",
+    "truncated",
+    "nonempty",
+    "notset",
+    "not_set",
+    "none_provided",
+    // types
+    "string",
+    "str",
+    "bytes",
+    "bytearray",
+    "text",
+    "int",
+    "integer",
+    "bool",
+    "boolean",
+    "number",
+    "object",
+    "any",
+    "char",
+    "varchar",
+    "secretstr",
+    "secretbytes",
+    "password",
+    "securestring",
+    // authorization schemes, bare
+    "bearer",
+    "basic",
+    "digest",
+    "negotiate",
+    "ntlm",
+    "token",
+    "hoba",
+    "mutual",
+    // keywords of code
+    "new",
+    "function",
+    "func",
+    "lambda",
+    "await",
+    "self",
+    "this",
+    "void",
+    "const",
+];
+
+/// Roots of dotted references that name where a value comes from rather than the value:
+/// `env.GITHUB_TOKEN`, `settings.DB_PASSWORD`, `var.db_password` (Terraform),
+/// `secrets.NPM_TOKEN` (Actions), `process.env.API_KEY`.
+const REFERENCE_ROOTS: &[&str] = &[
+    "env",
+    "process",
+    "os",
+    "sys",
+    "system",
+    "request",
+    "req",
+    "self",
+    "this",
+    "config",
+    "cfg",
+    "conf",
+    "settings",
+    "secrets",
+    "vars",
+    "var",
+    "local",
+    "locals",
+    "module",
+    "data",
+    "params",
+    "options",
+    "opts",
+    "args",
+    "props",
+    "context",
+    "ctx",
+    "form",
+    "input",
+    "inputs",
+    "values",
+    "app",
+    "user",
+    "creds",
+    "credentials",
+    "auth",
+    "window",
+    "steps",
+    "needs",
+    "github",
+    "matrix",
+    "runner",
+    "job",
+    "item",
+    "record",
+    "row",
+    "obj",
+    "cls",
+    "opt",
+];
+
+/// True when a free value (the value of a field that names a credential, see
+/// [`crate::rules::ValueKind::Free`]) is not a value but code, a reference or a word about
+/// the credential: `request.form["pw"]`, `getPassword()`, `os.environ["X"]`,
+/// `env.GITHUB_TOKEN`, `(char*)malloc(64)`, `new PasswordEncoder()`,
+/// `AppWindowToken{4a3b2c1 …}` and `com.acme.Creds@1b6d3586` (object dumps), a state or type
+/// word (`YES`, `string`, `Bearer` alone), or one to three characters of punctuation (`{`).
+pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    let v = &record[span.clone()];
+    let after = &record[span.end..record.len().min(span.end + 64)];
+    let v_trim = v.trim_ascii();
+    // The value with the closing brackets of its surroundings cut (`password=null}` in a
+    // toString dump, `(token=none)`).
+    let mut core = v_trim;
+    while let Some((&last, head)) = core.split_last() {
+        let opener = match last {
+            b')' => b'(',
+            b']' => b'[',
+            b'}' => b'{',
+            _ => break,
+        };
+        if head.contains(&opener) {
+            break;
+        }
+        core = head;
+    }
+    if core.len() < v_trim.len() && is_placeholder(core) {
+        return true;
+    }
+    let v_trim = core;
+    if v_trim.len() <= 3 && !v_trim.iter().any(|b| b.is_ascii_alphanumeric()) {
+        return true;
+    }
+    if NOT_A_VALUE_WORDS
+        .iter()
+        .any(|w| v_trim.eq_ignore_ascii_case(w.as_bytes()))
+    {
+        // `new` is a keyword only when a name follows (`= new Foo(`).
+        return !v_trim.eq_ignore_ascii_case(b"new")
+            || (after.first() == Some(&b' ')
+                && after.get(1).is_some_and(|b| b.is_ascii_alphabetic()));
+    }
+    // A cast: `(char*)malloc(64)`, `(String) x`.
+    if let Some(inner) = v.strip_prefix(b"(") {
+        if let Some(close) = inner.iter().position(|&b| b == b')') {
+            let ty = &inner[..close];
+            if !ty.is_empty()
+                && ty[0].is_ascii_alphabetic()
+                && ty
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'*' | b' ' | b'.'))
+                && (ty.contains(&b'*') || ty[0].is_ascii_uppercase() || ty.starts_with(b"const"))
+            {
+                return true;
+            }
+        }
+    }
+    is_code_reference(&record[span.start..span.end + after.len()], v.len())
+}
+
+/// A path of identifiers (`a.b`, `a->b`, `A::b`) at the start of `v`: its length and number
+/// of segments.
+fn ident_path(v: &[u8]) -> (usize, usize) {
+    let ident = |from: usize| -> usize {
+        match v.get(from) {
+            Some(b) if b.is_ascii_alphabetic() || *b == b'_' => {
+                from + v[from..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                    .count()
+            }
+            _ => from,
+        }
+    };
+    let mut end = ident(0);
+    if end == 0 {
+        return (0, 0);
+    }
+    let mut segments = 1;
+    loop {
+        let sep = if v[end..].starts_with(b"->") || v[end..].starts_with(b"::") {
+            2
+        } else if v[end..].starts_with(b".") {
+            1
+        } else {
+            break;
+        };
+        let next = ident(end + sep);
+        if next == end + sep {
+            break;
+        }
+        end = next;
+        segments += 1;
+    }
+    (end, segments)
+}
+
+/// `ext` is the value followed by up to 64 bytes of the record; `vlen` the value's length.
+fn is_code_reference(ext: &[u8], vlen: usize) -> bool {
+    let (len, segments) = ident_path(&ext[..vlen]);
+    if len < 2 {
+        return false;
+    }
+    let path = &ext[..len];
+    // What follows the path, in the value or, where the value ends at the path (the rule
+    // stopped at a quote or blank), in the record after it.
+    let next = ext.get(len).copied();
+    let tail = ext.get(len + 1..).unwrap_or(&[]);
+    let ends_at_path = len == vlen;
+    let root = &path[..path
+        .iter()
+        .position(|b| matches!(b, b'.' | b'-' | b':'))
+        .unwrap_or(len)];
+    let known_root = REFERENCE_ROOTS
+        .iter()
+        .any(|r| root.eq_ignore_ascii_case(r.as_bytes()));
+    // An argument list or index that reads as code: empty, quoted, a name, a symbol.
+    let code_args = |t: &[u8]| {
+        t.is_empty()
+            || matches!(t[0], b')' | b']' | b'"' | b'\'' | b':' | b'\\')
+            || (t[0].is_ascii_alphabetic() || t[0] == b'_')
+                && t.iter()
+                    .find(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.')))
+                    .is_none_or(|b| matches!(b, b')' | b']' | b',' | b' '))
+    };
+    match next {
+        // A call or an index: `getPassword()`, `config.get("k")`, `os.environ["X"]`,
+        // `params[:password]`, `ENV['X']`.
+        Some(b'(') | Some(b'[') => (segments >= 2 || known_root || len >= 3) && code_args(tail),
+        // A Java/Kotlin toString: `AppWindowToken{4a3b2c1 token=…}`, `User{id=42, …}`.
+        Some(b'{') if path[0].is_ascii_uppercase() && path.iter().any(u8::is_ascii_lowercase) => {
+            let hex = tail.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+            let (field, _) = ident_path(tail);
+            ((6..=8).contains(&hex) && matches!(tail.get(hex), Some(b' ' | b'}')))
+                || (field > 0 && tail.get(field) == Some(&b'='))
+        }
+        // Java's default toString: `com.acme.Credentials@1b6d3586`.
+        Some(b'@') if segments >= 2 => {
+            let hex = tail
+                .iter()
+                .take_while(|b| b.is_ascii_digit() || matches!(b, b'a'..=b'f'))
+                .count();
+            (6..=8).contains(&hex) && tail.get(hex).is_none_or(|b| !b.is_ascii_alphanumeric())
+        }
+        // A bare reference: `env.GITHUB_TOKEN`, `settings.DB_PASSWORD`, `var.db_password`.
+        _ => ends_at_path && segments >= 2 && known_root,
+    }
 }
 
 /// True when `record[span]` is, by where it stands, an identifier rather than a secret:
@@ -634,6 +973,92 @@ fn json_scalar_len(v: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_not_a_value` on the value after `key=` in `record`.
+    fn not_value(record: &str, value: &str) -> bool {
+        let start = record.find(value).expect("value in record");
+        is_not_a_value(record.as_bytes(), start..start + value.len())
+    }
+
+    #[test]
+    fn code_references_state_words_and_dumps_are_not_values() {
+        for (rec, v) in [
+            ("password = request.form[\"pw\"]", "request.form["),
+            ("password = getPassword()", "getPassword()"),
+            ("token = os.environ[\"X\"]", "os.environ["),
+            ("api_key = config.get(\"k\")", "config.get("),
+            ("token=env.GITHUB_TOKEN", "env.GITHUB_TOKEN"),
+            ("token=process.env.API_TOKEN", "process.env.API_TOKEN"),
+            ("password = settings.DB_PASSWORD;", "settings.DB_PASSWORD"),
+            ("password: params[:password]", "params[:password]"),
+            ("password = ENV['DB']", "ENV["),
+            ("char *password = (char*)malloc(64);", "(char*)malloc(64)"),
+            ("password = new PasswordEncoder()", "new"),
+            (
+                "token=AppWindowToken{4a3b2c1 token=x}",
+                "AppWindowToken{4a3b2c1",
+            ),
+            ("user=User{id=42, password=null}", "User{id=42"),
+            (
+                "creds=com.acme.Creds@1b6d3586 ok",
+                "com.acme.Creds@1b6d3586",
+            ),
+            ("(using password: YES)", "YES"),
+            ("password: string;", "string"),
+            ("Authorization: Bearer", "Bearer"),
+            ("Token: {", "{"),
+            ("password=--", "--"),
+        ] {
+            assert!(not_value(rec, v), "{rec:?}: {v:?} taken for a value");
+        }
+        // Values that only resemble code stay secrets.
+        for (rec, v) in [
+            ("password=Summer(2024)", "Summer(2024)"),
+            ("password=hunter2", "hunter2"),
+            ("password=Welcome@123456", "Welcome@123456"),
+            ("password=my.dog.rex", "my.dog.rex"),
+            ("password=Pass{123}", "Pass{123}"),
+            ("password=newpass1", "newpass1"),
+            ("password=new", "new"),
+            ("password=!@#$%^&*", "!@#$%^&*"),
+            ("password=Zx9q7w.Lp2", "Zx9q7w.Lp2"),
+        ] {
+            assert!(
+                !not_value(rec, v),
+                "{rec:?}: value {} dropped",
+                &v[..4.min(v.len())]
+            );
+        }
+    }
+
+    #[test]
+    fn operator_tails_and_format_directives() {
+        let tail = |rec: &str, at: usize| is_operator_tail(rec.as_bytes(), at..rec.len());
+        assert!(tail("password:=x", 9));
+        assert!(tail("password==x", 9));
+        assert!(tail("password!=x", 9));
+        assert!(tail("password=>x", 9));
+        assert!(tail("Token::new", 6));
+        assert!(!tail("password=x", 9));
+        assert!(!tail("password:x", 9));
+        for p in [
+            "%s",
+            "%v",
+            "%-8s",
+            "%.*s",
+            "%d",
+            "%q",
+            "$1",
+            "$password",
+            "?",
+            "~",
+        ] {
+            assert!(is_placeholder(p.as_bytes()), "{p}");
+        }
+        for s in ["%sx9Lq", "%zz", "$2b$12$abc", "?x"] {
+            assert!(!is_placeholder(s.as_bytes()), "{}", &s[..2]);
+        }
+    }
 
     #[test]
     fn arns_working_directories_and_hidden_markers_are_not_secrets() {
