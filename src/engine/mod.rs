@@ -912,6 +912,25 @@ reject_before = '''order_id='''
             "Access denied for user 'app'@'10.0.0.5' (using password: YES)",
             "INFO BlockStateChange: BLOCK* addStoredBlock: blockMap updated: 10.0.0.5:50010 is added to blk_1073741825_1001 size 134217728",
             "INFO datanode.DataNode: Receiving BP-1234567890-10.0.0.1-1600000000000:blk_-1608999687919862906_1001 src: /10.0.0.2:50010",
+            // Found on the realistic corpus (tests/realistic): one line per class.
+            "Nov  2 10:01:22 web-03 passwd[5696]: pam_unix(passwd:chauthtok): password changed for bob",
+            "Nov  2 10:01:22 web-03 gdm-password][8920]: pam_unix(gdm-password:session): session opened for user alice",
+            "{\"masterUsername\":\"admin\",\"masterUserPassword\":\"HIDDEN_DUE_TO_SECURITY_REASONS\"}",
+            "msg=\"fetching secret\" secret=\"arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf:password::\"",
+            "{\"secret\":\"projects/acme-prod-42/secrets/db-password/versions/latest\"}",
+            "{\"subjectFromWebIdentityToken\":\"repo:acme/infra:ref:refs/heads/main\"}",
+            "{\"clientRequestToken\":\"3f2b8c1e-9a4d-4e7f-b2c1-5d6e7f8a9b0c\",\"clientToken\":\"terraform-20261102100122118400000001\",\"nextToken\":\"AAEAAWx0c2Vzc2lvbjEyMw\"}",
+            "E1102 reflector.go:535] failed to list *v1.Secret: secrets is forbidden: User cannot list",
+            "DEBUG:botocore.credentials:Looking for credentials via: env",
+            "err=\"open /etc/prometheus/secrets/scrape-token/token: open /etc/prometheus/secrets/scrape-token/token: no such file\"",
+            "POST https://sso.acme.example/realms/acme/protocol/openid-connect/token: 401 Unauthorized",
+            "    conn = psycopg2.connect(host=settings.DB_HOST, password=settings.DB_PASSWORD)",
+            "[2026-11-02 10:01:22,118: INFO] Connected to amqp://celery:**@rabbitmq:5672//",
+            "D OkHttp  : Authorization: \u{2588}\u{2588}",
+            "V AccountManagerService: getAuthToken: Account {name=alice@acme.example, type=com.google}",
+            "INFO DelegationTokenRenewer: Renewed delegation-token= [Kind: HDFS_DELEGATION_TOKEN, Service: ha-hdfs:prod, Ident: (token for etl)]",
+            "{\"instance_id\":\"4035123456789012349\",\"targetId\":\"4035123456789012349\",\"id\":\"4035123456789012349\"}",
+            "GET /compute/v1/projects/acme/zones/eu/operations/4035123456789012349 200",
         ] {
             let line = format!("{line}\n");
             let out = e.redact_to_vec(line.as_bytes());
@@ -941,6 +960,18 @@ reject_before = '''order_id='''
                 "operator {op} not kept: {}",
                 masked(&out, &[secret])
             );
+        }
+        // The value-shape checks leave real values alone.
+        for (line, secret) in [
+            ("password: hunter user: bob", "hunter"),
+            ("{\"token\":\"Zq8WmX2pL7vR4tNk\"}", "Zq8WmX2pL7vR4tNk"),
+            ("client_token=Zq8WmX2pL7vR4tNk", "Zq8WmX2pL7vR4tNk"),
+            ("password=Ab/Cd/Ef9x", "Ab/Cd/Ef9x"),
+            ("card=4035123456789012349", "4035123456789012349"),
+        ] {
+            let out = String::from_utf8_lossy(&e.redact_to_vec(format!("{line}\n").as_bytes()))
+                .to_string();
+            assert!(!out.contains(secret), "{}", masked(&out, &[secret]));
         }
         // `changeme` is a judgment call: a documented default password is still a password.
         let out = e.redact_to_vec(b"password=changeme\n");

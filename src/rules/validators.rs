@@ -485,6 +485,8 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         b"${",
         b"{{",
         b"\xe2\x80\xa2\xe2\x80\xa2",
+        // U+2588 FULL BLOCK: OkHttp's logging interceptor prints hidden headers as `██`.
+        b"\xe2\x96\x88",
     ];
     if CONTAINS
         .iter()
@@ -500,7 +502,7 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     }
     // `***`, and a word in brackets that says the value is hidden: `[FILTERED]` (Rails),
     // `[MASKED]` (GitLab), `(hidden)`, `(null)`, `<redacted>`.
-    if s.len() >= 3 && s.iter().all(|&b| b == b'*') {
+    if s.len() >= 2 && s.iter().all(|&b| b == b'*') {
         return true;
     }
     if let [open, inner @ .., close] = s {
@@ -513,6 +515,26 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         {
             return true;
         }
+    }
+    // Upper-case words that say the value was withheld: CloudTrail's
+    // `HIDDEN_DUE_TO_SECURITY_REASONS`, `REDACTED_BY_POLICY`, `SENSITIVE-VALUE`.
+    if s.len() >= 6
+        && s.iter()
+            .all(|&b| b.is_ascii_uppercase() || matches!(b, b'_' | b'-' | b' '))
+        && [
+            &b"HIDDEN"[..],
+            b"REDACTED",
+            b"MASKED",
+            b"FILTERED",
+            b"SENSITIVE",
+            b"OMITTED",
+            b"REMOVED",
+            b"WITHHELD",
+        ]
+        .iter()
+        .any(|w| memchr::memmem::find(s, w).is_some())
+    {
+        return true;
     }
     // A value made of one repeated character (`aaaaaaaa`, `00000000`) is a mask.
     s.len() >= 4 && s.iter().all(|&b| b == s[0])
@@ -742,6 +764,24 @@ pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
             || (after.first() == Some(&b' ')
                 && after.get(1).is_some_and(|b| b.is_ascii_alphabetic()));
     }
+    // A dump of fields opening with a bracket: Hadoop's `[Kind: HDFS_DELEGATION_TOKEN,
+    // Service: …]`, `{name=…}`, `(user=etl)`.
+    if let Some(inner) = v_trim
+        .strip_prefix(b"[")
+        .or_else(|| v_trim.strip_prefix(b"{"))
+        .or_else(|| v_trim.strip_prefix(b"("))
+    {
+        let word = inner
+            .iter()
+            .take_while(|b| b.is_ascii_alphabetic() || **b == b'_')
+            .count();
+        let after_word = record
+            .get(span.start + (v.len() - v.trim_ascii_start().len()) + 1 + word)
+            .copied();
+        if word >= 3 && matches!(after_word, Some(b':' | b'=')) {
+            return true;
+        }
+    }
     // A cast: `(char*)malloc(64)`, `(String) x`.
     if let Some(inner) = v.strip_prefix(b"(") {
         if let Some(close) = inner.iter().position(|&b| b == b')') {
@@ -757,7 +797,139 @@ pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
             }
         }
     }
-    is_code_reference(&record[span.start..span.end + after.len()], v.len())
+    if is_resource_path(v_trim)
+        || is_prose(record, span.clone())
+        || is_non_secret_key(record, span.start)
+        || is_path_tail_key(record, span.start)
+    {
+        return true;
+    }
+    let lead = v.len() - v.trim_ascii_start().len();
+    is_code_reference(
+        &record[span.start + lead..span.end + after.len()],
+        v_trim.len(),
+    )
+}
+
+/// Names that end like a credential's but are not one: pagination and idempotency tokens of
+/// cloud APIs (`nextToken`, `pageToken`, `clientRequestToken`, EC2's `clientToken`), where a
+/// token is a cursor, not a key.
+const NON_SECRET_KEY_SUFFIXES: &[&str] = &[
+    "nexttoken",
+    "pagetoken",
+    "continuationtoken",
+    "paginationtoken",
+    "clientrequesttoken",
+    "idempotencytoken",
+    "synctoken",
+    "cancellationtoken",
+    "resumptiontoken",
+    "changetoken",
+    "cursortoken",
+];
+
+/// The key a value is assigned to: back over quotes, escapes, blanks and the operator, then
+/// the name (`"clientRequestToken":"…"` gives `clientRequestToken`).
+fn key_before(record: &[u8], start: usize) -> &[u8] {
+    let mut i = start;
+    while i > 0 && matches!(record[i - 1], b'"' | b'\'' | b'\\' | b' ' | b'\t') {
+        i -= 1;
+    }
+    let op_end = i;
+    while i > 0 && op_end - i < 3 && matches!(record[i - 1], b':' | b'=' | b'>' | b'!') {
+        i -= 1;
+    }
+    if i == op_end {
+        return &[];
+    }
+    while i > 0 && matches!(record[i - 1], b'"' | b'\'' | b'\\' | b' ' | b'\t') {
+        i -= 1;
+    }
+    let end = i;
+    while i > 0
+        && (record[i - 1].is_ascii_alphanumeric() || matches!(record[i - 1], b'_' | b'-' | b'.'))
+    {
+        i -= 1;
+    }
+    &record[i..end]
+}
+
+/// The "key" is the last segment of a path or URL (`…/secrets/scrape-token/token: open …`,
+/// `…/openid-connect/token: 401 Unauthorized`): an error message names a file, not a field.
+fn is_path_tail_key(record: &[u8], start: usize) -> bool {
+    let key = key_before(record, start);
+    if key.is_empty() {
+        return false;
+    }
+    let key_start = key.as_ptr() as usize - record.as_ptr() as usize;
+    // One slash: a path (`…/token: …`); `//` starts a URL's userinfo (`https://user:pw@`).
+    key_start > 0
+        && matches!(record[key_start - 1], b'/' | b'\\')
+        && !(key_start > 1 && record[key_start - 2] == b'/')
+}
+
+fn is_non_secret_key(record: &[u8], start: usize) -> bool {
+    let key = key_before(record, start);
+    if key == b"clientToken" || key == b"ClientToken" {
+        return true;
+    }
+    let norm: Vec<u8> = key
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    NON_SECRET_KEY_SUFFIXES
+        .iter()
+        .any(|k| norm.ends_with(k.as_bytes()))
+}
+
+/// A resource name or path made of lower-case words: `projects/acme-42/secrets/db/versions/3`
+/// (GCP), `repo:acme/infra:ref:refs/heads/main` (an OIDC subject), `secret/data/ci` (a Vault
+/// path): three or more segments between `/` or `:`, no upper case, no segment longer than
+/// 40. A secret has upper case, or is one long segment.
+fn is_resource_path(v: &[u8]) -> bool {
+    let segments = v.split(|&b| b == b'/' || b == b':');
+    let mut n = 0;
+    for seg in segments {
+        n += 1;
+        if seg.len() > 40
+            || !seg.iter().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'-' | b'_' | b'.' | b'@')
+            })
+        {
+            return false;
+        }
+    }
+    n >= 3 && !v.starts_with(b"/")
+}
+
+/// The value is a word of a sentence, not a value: after `name:`, one word (lower case, the
+/// first letter may be a capital) followed by a lower-case word that is not itself a key:
+/// `*v1.Secret: secrets is forbidden`, `botocore.credentials:Looking for credentials`
+/// (Python's default log format). `password: hunter user: bob` keeps `hunter`.
+fn is_prose(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    let v = &record[span.clone()];
+    if v.is_empty()
+        || v.len() > 16
+        || !v[0].is_ascii_alphabetic()
+        || !v[1..].iter().all(u8::is_ascii_lowercase)
+    {
+        return false;
+    }
+    let before = record[..span.start].trim_ascii_end();
+    if !before.ends_with(b":") {
+        return false;
+    }
+    let after = &record[span.end..];
+    let Some(rest) = after.strip_prefix(b" ") else {
+        return false;
+    };
+    let word = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    word > 0
+        && rest[..word].iter().all(u8::is_ascii_lowercase)
+        && !matches!(rest.get(word), Some(b':' | b'='))
 }
 
 /// A path of identifiers (`a.b`, `a->b`, `A::b`) at the start of `v`: its length and number
@@ -806,8 +978,14 @@ fn is_code_reference(ext: &[u8], vlen: usize) -> bool {
     let path = &ext[..len];
     // What follows the path, in the value or, where the value ends at the path (the rule
     // stopped at a quote or blank), in the record after it.
-    let next = ext.get(len).copied();
-    let tail = ext.get(len + 1..).unwrap_or(&[]);
+    // `Account {name=…}` (Android) puts a blank before the brace.
+    let brace_at = if ext.get(len) == Some(&b' ') && ext.get(len + 1) == Some(&b'{') {
+        len + 1
+    } else {
+        len
+    };
+    let next = ext.get(brace_at).copied();
+    let tail = ext.get(brace_at + 1..).unwrap_or(&[]);
     let ends_at_path = len == vlen;
     let root = &path[..path
         .iter()
@@ -861,10 +1039,26 @@ pub fn is_identifier_context(record: &[u8], span: std::ops::Range<usize>) -> boo
         .iter()
         .rposition(|b| matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'=' | b',' | b'(' | b'['))
         .map_or(0, |i| i + 1);
-    if before[token_start..].starts_with(b"arn:aws") {
+    let secret = &record[span.clone()];
+    if before[token_start..].starts_with(b"arn:aws") || secret.starts_with(b"arn:aws") {
         return true;
     }
-    let secret = &record[span.clone()];
+    // A PAM module's `(service:type)`: `pam_unix(passwd:chauthtok)`,
+    // `pam_unix(gdm-password:session)`: the service is named like a password field.
+    if [
+        &b"auth"[..],
+        b"account",
+        b"session",
+        b"password",
+        b"chauthtok",
+    ]
+    .iter()
+    .any(|w| record[span.start..].starts_with(w) && record.get(span.start + w.len()) == Some(&b')'))
+        && before.ends_with(b":")
+        && memchr::memmem::rfind(before, b"pam_").is_some_and(|i| before[i..].contains(&b'('))
+    {
+        return true;
+    }
     if matches!(secret.first(), Some(b'/' | b'~')) {
         let key = before
             .strip_suffix(b"\"")

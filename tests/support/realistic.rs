@@ -17,8 +17,8 @@ struct Block {
     weight: u64,
     /// Template lines, each already split into literal text and slots.
     lines: Vec<Vec<Piece>>,
-    /// Line number (1-based) of the block's first line, for error messages.
-    at: usize,
+    /// Line number (1-based) in the template file of each line.
+    line_nos: Vec<usize>,
 }
 
 enum Piece {
@@ -340,7 +340,7 @@ impl Format {
             let b = cur.get_or_insert_with(|| Block {
                 weight: 1,
                 lines: Vec::new(),
-                at: n,
+                line_nos: Vec::new(),
             });
             if let Some(c) = line.strip_prefix("#!") {
                 if let Some(w) = c.trim().strip_prefix("weight ") {
@@ -353,6 +353,7 @@ impl Format {
             }
             b.lines
                 .push(parse_line(line).map_err(|e| format!("{file_name}:{n}: {e}"))?);
+            b.line_nos.push(n);
         }
         if let Some(b) = cur.take() {
             if !b.lines.is_empty() {
@@ -392,7 +393,7 @@ impl Format {
                     }
                 }
                 out.push('\n');
-                origin.push(b.at + k);
+                origin.push(b.line_nos[k]);
             }
         };
         for b in &self.blocks {
