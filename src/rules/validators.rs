@@ -437,6 +437,8 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     }
     const EXACT: &[&[u8]] = &[
         b"null",
+        // MongoDB's log redaction of `pwd`.
+        b"xxx",
         b"~",
         b"?",
         b"none",
@@ -460,6 +462,9 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     // Template variables and references: ${VAR}, $ENV_VAR, $password, $1 (a bind
     // parameter), {{ x }}, %(x)s, %s, <your-token>.
     if s.starts_with(b"${")
+        || s.starts_with(b"$(")
+        || s.starts_with(b"`")
+        || s.starts_with(b"***")
         || s.starts_with(b"{{")
         || s.starts_with(b"%(")
         || s.starts_with(b"#{")
@@ -517,10 +522,11 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         }
     }
     // Upper-case words that say the value was withheld: CloudTrail's
-    // `HIDDEN_DUE_TO_SECURITY_REASONS`, `REDACTED_BY_POLICY`, `SENSITIVE-VALUE`.
+    // `HIDDEN_DUE_TO_SECURITY_REASONS`, `REDACTED_BY_POLICY`, `SENSITIVE-VALUE`; Ansible's
+    // `NOT_LOGGING_PASSWORD`, `VALUE_SPECIFIED_IN_NO_LOG_PARAMETER`, `VARIABLE IS NOT DEFINED!`.
     if s.len() >= 6
         && s.iter()
-            .all(|&b| b.is_ascii_uppercase() || matches!(b, b'_' | b'-' | b' '))
+            .all(|&b| b.is_ascii_uppercase() || matches!(b, b'_' | b'-' | b' ' | b'!' | b'.'))
         && [
             &b"HIDDEN"[..],
             b"REDACTED",
@@ -530,11 +536,24 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
             b"OMITTED",
             b"REMOVED",
             b"WITHHELD",
+            b"NOT_LOGGING",
+            b"NO_LOG",
+            b"NOT DEFINED",
+            b"NOT_DEFINED",
+            b"UNDEFINED",
+            b"NOT SET",
+            b"NOT_SET",
         ]
         .iter()
         .any(|w| memchr::memmem::find(s, w).is_some())
     {
         return true;
+    }
+    // Vault's audit log shows secrets as `hmac-sha256:<64 hex>`: a keyed hash, like ours.
+    if let Some(h) = s.strip_prefix(b"hmac-sha256:") {
+        if h.len() >= 64 && h[..64].iter().all(u8::is_ascii_hexdigit) {
+            return true;
+        }
     }
     // A value made of one repeated character (`aaaaaaaa`, `00000000`) is a mask.
     s.len() >= 4 && s.iter().all(|&b| b == s[0])
@@ -628,6 +647,30 @@ const NOT_A_VALUE_WORDS: &[&str] = &[
     "notset",
     "not_set",
     "none_provided",
+    "read",
+    "write",
+    // verbs of commands (`rails credentials:edit`, `vault token:lookup`)
+    "edit",
+    "show",
+    "list",
+    "get",
+    "create",
+    "delete",
+    "add",
+    "remove",
+    "rotate",
+    "renew",
+    "revoke",
+    "refresh",
+    "lookup",
+    "fetch",
+    "clear",
+    "dump",
+    // names of the other half of a credential (`secretKey: username`)
+    "username",
+    "user",
+    "login",
+    "email",
     // types
     "string",
     "str",
@@ -755,9 +798,35 @@ pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
     if v_trim.len() <= 3 && !v_trim.iter().any(|b| b.is_ascii_alphanumeric()) {
         return true;
     }
+    // The word without the punctuation of its sentence or type (`credentials:edit\``,
+    // GraphQL's `String!`).
+    let word = {
+        let mut w = v_trim;
+        while let Some((&last, head)) = w.split_last() {
+            if !matches!(
+                last,
+                b'`' | b'.' | b'!' | b'?' | b')' | b']' | b'}' | b':' | b','
+            ) {
+                break;
+            }
+            w = head;
+        }
+        w
+    };
+    // The whole quoted string the value opens, where the rule stopped at a blank inside it:
+    // `"db_password": "VARIABLE IS NOT DEFINED!"`.
+    if span.start > 0 && matches!(record[span.start - 1], b'"' | b'\'') {
+        let q = record[span.start - 1];
+        let rest = &record[span.start..];
+        if let Some(end) = rest.iter().take(96).position(|&b| b == q) {
+            if end > v.len() && is_placeholder(&rest[..end]) {
+                return true;
+            }
+        }
+    }
     if NOT_A_VALUE_WORDS
         .iter()
-        .any(|w| v_trim.eq_ignore_ascii_case(w.as_bytes()))
+        .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
     {
         // `new` is a keyword only when a name follows (`= new Foo(`).
         return !v_trim.eq_ignore_ascii_case(b"new")
@@ -797,7 +866,69 @@ pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
             }
         }
     }
+    // A relative path (`--from-file=password=./db-password.txt`).
+    if v_trim.starts_with(b"./") || v_trim.starts_with(b"../") || v_trim.starts_with(b"~/") {
+        return true;
+    }
+    // Another assignment: the first "key:" was a message's prefix (`Retrieved credentials:
+    // tf_aws.credentials_source=Shared…`). Base64 has `=` only at its end.
+    if let Some(eq) = v_trim.iter().position(|&b| b == b'=') {
+        let (k, rest) = (&v_trim[..eq], &v_trim[eq + 1..]);
+        if k.len() >= 3
+            && (k[0].is_ascii_alphabetic() || k[0] == b'_')
+            && k.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            && k.iter().any(|b| matches!(b, b'_' | b'.'))
+            && rest.first().is_some_and(|&b| b != b'=')
+        {
+            return true;
+        }
+    }
+    // A size, as `kubectl describe secret` prints it: `password:  16 bytes`.
+    if v_trim.iter().all(u8::is_ascii_digit)
+        && (after.starts_with(b" bytes")
+            || after.starts_with(b" chars")
+            || after.starts_with(b" characters"))
+    {
+        return true;
+    }
+    // A note in brackets standing for the value: Terraform's `(sensitive value)` and
+    // `(known after apply)`, `(from file …)`, `[not shown]`, `<not set>`.
+    if let Some(&open) = v_trim.first() {
+        let close = match open {
+            b'(' => Some(b')'),
+            b'[' => Some(b']'),
+            b'<' => Some(b'>'),
+            _ => None,
+        };
+        if let Some(close) = close {
+            let lead = v.len() - v.trim_ascii_start().len();
+            let from = &record[span.start + lead + 1..];
+            if let Some(end) = from.iter().take(48).position(|&b| b == close) {
+                let note = &from[..end];
+                if note.first().is_some_and(u8::is_ascii_alphabetic)
+                    && note.contains(&b' ')
+                    && note.iter().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'/' | b'.')
+                    })
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    // A progress word: Terraform's `kubernetes_secret.db_credentials: Creating...`.
+    if v_trim.ends_with(b"...")
+        && v_trim.len() > 3
+        && v_trim[..v_trim.len() - 3]
+            .iter()
+            .all(u8::is_ascii_alphabetic)
+    {
+        return true;
+    }
     if is_resource_path(v_trim)
+        || is_gitlab_runner_token_prefix(record, span.clone())
+        || is_in_id_member(record, span.start)
         || is_prose(record, span.clone())
         || is_non_secret_key(record, span.start)
         || is_path_tail_key(record, span.start)
@@ -826,6 +957,11 @@ const NON_SECRET_KEY_SUFFIXES: &[&str] = &[
     "resumptiontoken",
     "changetoken",
     "cursortoken",
+    // The name of a Kubernetes Secret, not its content (Helm values, pod specs).
+    "existingsecret",
+    "secretname",
+    "secretref",
+    "secretkeyref",
 ];
 
 /// The key a value is assigned to: back over quotes, escapes, blanks and the operator, then
@@ -902,7 +1038,49 @@ fn is_resource_path(v: &[u8]) -> bool {
             return false;
         }
     }
-    n >= 3 && !v.starts_with(b"/")
+    // Two segments when they read as `namespace/name` (`kube-system/bootstrap-token-07401b`).
+    (n >= 3 || (n == 2 && v.len() >= 10 && v.contains(&b'-'))) && !v.starts_with(b"/")
+}
+
+/// GitLab Runner prints the first 8 characters of a job token as `token=xxxxxxxx` in its own
+/// lines (`Uploading artifacts … to coordinator… 201 Created … token=…`, `Checking for jobs…
+/// received job=… token=…`): a prefix meant for correlation, not the token.
+fn is_gitlab_runner_token_prefix(record: &[u8], span: std::ops::Range<usize>) -> bool {
+    span.len() == 8
+        && record[..span.start].ends_with(b" token=")
+        && (memchr::memmem::find(record, b"coordinator").is_some()
+            || memchr::memmem::find(record, b"Checking for jobs").is_some())
+}
+
+/// The value is inside a JSON string that is the value (or an array element) of a member
+/// named like an id: `"authentication.kubernetes.io/credential-id":["BootstrapToken=07401b"]`.
+fn is_in_id_member(record: &[u8], start: usize) -> bool {
+    let Some(open) = record[..start].iter().rposition(|&b| b == b'"') else {
+        return false;
+    };
+    let mut i = open;
+    while i > 0 && matches!(record[i - 1], b'[' | b' ' | b'\t') {
+        i -= 1;
+    }
+    if i == 0 || record[i - 1] != b':' {
+        return false;
+    }
+    i -= 1;
+    while i > 0 && matches!(record[i - 1], b' ' | b'\t') {
+        i -= 1;
+    }
+    if i == 0 || record[i - 1] != b'"' {
+        return false;
+    }
+    let name_end = i - 1;
+    let Some(name_start) = record[..name_end].iter().rposition(|&b| b == b'"') else {
+        return false;
+    };
+    let name = &record[name_start + 1..name_end];
+    name.ends_with(b"-id")
+        || name.ends_with(b"_id")
+        || name.ends_with(b"Id")
+        || name.ends_with(b"ID")
 }
 
 /// The value is a word of a sentence, not a value: after `name:`, one word (lower case, the
@@ -911,6 +1089,7 @@ fn is_resource_path(v: &[u8]) -> bool {
 /// (Python's default log format). `password: hunter user: bob` keeps `hunter`.
 fn is_prose(record: &[u8], span: std::ops::Range<usize>) -> bool {
     let v = &record[span.clone()];
+    let v = v.strip_suffix(b":").unwrap_or(v);
     if v.is_empty()
         || v.len() > 16
         || !v[0].is_ascii_alphabetic()
@@ -918,8 +1097,19 @@ fn is_prose(record: &[u8], span: std::ops::Range<usize>) -> bool {
     {
         return false;
     }
-    let before = record[..span.start].trim_ascii_end();
-    if !before.ends_with(b":") {
+    let raw_before = &record[..span.start];
+    let before = raw_before.trim_ascii_end();
+    // After `name:`, or after a flag and a blank (`Using --password via the CLI`).
+    let flag = before.len() < raw_before.len() && {
+        let word = before.len()
+            - before
+                .iter()
+                .rev()
+                .take_while(|b| !b.is_ascii_whitespace())
+                .count();
+        before[word..].starts_with(b"-")
+    };
+    if !(before.ends_with(b":") || flag) {
         return false;
     }
     let after = &record[span.end..];
