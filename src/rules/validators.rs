@@ -564,6 +564,12 @@ fn is_format_directive(s: &[u8]) -> bool {
     let Some(rest) = s.strip_prefix(b"%") else {
         return false;
     };
+    // Windows event messages: `%%1842` names a string of the message table ("Yes"), `%1` an
+    // insertion parameter.
+    let digits = rest.strip_prefix(b"%").unwrap_or(rest);
+    if !digits.is_empty() && digits.len() <= 6 && digits.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
     let Some((&conv, spec)) = rest.split_last() else {
         return false;
     };
@@ -936,10 +942,74 @@ pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
         return true;
     }
     let lead = v.len() - v.trim_ascii_start().len();
-    is_code_reference(
-        &record[span.start + lead..span.end + after.len()],
-        v_trim.len(),
-    )
+    is_powershell_cmdlet(v_trim)
+        || is_code_reference(
+            &record[span.start + lead..span.end + after.len()],
+            v_trim.len(),
+        )
+}
+
+/// PowerShell's approved verbs (the common ones): a value `Verb-Noun` is a cmdlet call,
+/// `$securePassword = Read-Host -AsSecureString`, `$token = (Get-AzAccessToken …)`.
+const POWERSHELL_VERBS: &[&str] = &[
+    "Get",
+    "Set",
+    "New",
+    "Read",
+    "Write",
+    "Invoke",
+    "ConvertTo",
+    "ConvertFrom",
+    "Import",
+    "Export",
+    "Add",
+    "Remove",
+    "Start",
+    "Stop",
+    "Test",
+    "Select",
+    "Out",
+    "Format",
+    "Join",
+    "Split",
+    "Resolve",
+    "Connect",
+    "Disconnect",
+    "Send",
+    "Receive",
+    "Update",
+    "Install",
+    "Enable",
+    "Disable",
+    "Register",
+    "Grant",
+    "Revoke",
+    "Protect",
+    "Unprotect",
+    "Copy",
+    "Move",
+    "Clear",
+    "Find",
+    "Search",
+    "Request",
+    "Unblock",
+];
+
+fn is_powershell_cmdlet(v: &[u8]) -> bool {
+    let v = v.strip_prefix(b"(").unwrap_or(v);
+    let Some(dash) = v.iter().position(|&b| b == b'-') else {
+        return false;
+    };
+    let (verb, noun) = (&v[..dash], &v[dash + 1..]);
+    let noun_len = noun
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    POWERSHELL_VERBS.iter().any(|w| verb == w.as_bytes())
+        && noun_len >= 2
+        && noun[0].is_ascii_uppercase()
+        && noun[1..noun_len].iter().any(u8::is_ascii_lowercase)
+        && noun[noun_len..].iter().all(|b| matches!(b, b')' | b'.'))
 }
 
 /// Names that end like a credential's but are not one: pagination and idempotency tokens of
