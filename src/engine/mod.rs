@@ -986,6 +986,11 @@ reject_before = '''order_id='''
         // The value-shape checks leave real values alone.
         for (line, secret) in [
             ("password: hunter user: bob", "hunter"),
+            (
+                "{\"url\":\"https:\\/\\/admin:S3cr3tPw@db.example.com\\/x\"}",
+                "S3cr3tPw",
+            ),
+            ("see https://admin:S3cr3tPw@db.example.com/x", "S3cr3tPw"),
             ("{\"token\":\"Zq8WmX2pL7vR4tNk\"}", "Zq8WmX2pL7vR4tNk"),
             ("client_token=Zq8WmX2pL7vR4tNk", "Zq8WmX2pL7vR4tNk"),
             ("password=Ab/Cd/Ef9x", "Ab/Cd/Ef9x"),

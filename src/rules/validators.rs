@@ -1068,10 +1068,12 @@ fn is_path_tail_key(record: &[u8], start: usize) -> bool {
         return false;
     }
     let key_start = key.as_ptr() as usize - record.as_ptr() as usize;
-    // One slash: a path (`…/token: …`); `//` starts a URL's userinfo (`https://user:pw@`).
-    key_start > 0
-        && matches!(record[key_start - 1], b'/' | b'\\')
-        && !(key_start > 1 && record[key_start - 2] == b'/')
+    // One slash: a path (`…/token: …`); `//` (JSON-escaped `\/\/`) starts a URL's
+    // userinfo (`https://user:pw@`).
+    let before = &record[..key_start];
+    matches!(before.last(), Some(b'/' | b'\\'))
+        && !before.ends_with(b"//")
+        && !before.ends_with(b"\\/\\/")
 }
 
 fn is_non_secret_key(record: &[u8], start: usize) -> bool {
