@@ -991,6 +991,7 @@ reject_before = '''order_id='''
                 "S3cr3tPw",
             ),
             ("see https://admin:S3cr3tPw@db.example.com/x", "S3cr3tPw"),
+            ("{\"msg\":\"cfg:\\npassword=hunter2x\\nend\"}", "hunter2x"),
             ("{\"token\":\"Zq8WmX2pL7vR4tNk\"}", "Zq8WmX2pL7vR4tNk"),
             ("client_token=Zq8WmX2pL7vR4tNk", "Zq8WmX2pL7vR4tNk"),
             ("password=Ab/Cd/Ef9x", "Ab/Cd/Ef9x"),

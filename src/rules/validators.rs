@@ -1071,9 +1071,8 @@ fn is_path_tail_key(record: &[u8], start: usize) -> bool {
     // One slash: a path (`…/token: …`); `//` (JSON-escaped `\/\/`) starts a URL's
     // userinfo (`https://user:pw@`).
     let before = &record[..key_start];
-    matches!(before.last(), Some(b'/' | b'\\'))
-        && !before.ends_with(b"//")
-        && !before.ends_with(b"\\/\\/")
+    // (Not `\`: in JSON text `\npassword=` is an escape before the key, not a path.)
+    before.last() == Some(&b'/') && !before.ends_with(b"//") && !before.ends_with(b"\\/\\/")
 }
 
 fn is_non_secret_key(record: &[u8], start: usize) -> bool {
