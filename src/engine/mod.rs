@@ -864,6 +864,35 @@ reject_before = '''order_id='''
         assert_eq!(span(at(br#"c\n"#), at(br#"c\n"#) + 1), b"c");
     }
 
+    /// Redacts one record (its newline added when missing) and returns the output as text.
+    fn redact_line(e: &Engine, line: &str) -> String {
+        let rec = if line.ends_with('\n') {
+            line.to_string()
+        } else {
+            format!("{line}\n")
+        };
+        String::from_utf8_lossy(&e.redact_to_vec(rec.as_bytes())).into_owned()
+    }
+
+    /// The record comes out byte for byte (the records here hold no secret to mask).
+    fn assert_unchanged(e: &Engine, line: &str) {
+        let out = redact_line(e, line);
+        let expected = if line.ends_with('\n') {
+            line.to_string()
+        } else {
+            format!("{line}\n")
+        };
+        assert_eq!(out, expected);
+    }
+
+    /// `secret` is gone from the output; a failure shows the output with it masked. Returns
+    /// the output.
+    fn assert_hidden(e: &Engine, line: &str, secret: &str) -> String {
+        let out = redact_line(e, line);
+        assert!(!out.contains(secret), "{}", masked(&out, &[secret]));
+        out
+    }
+
     fn builtin_engine() -> Engine {
         let rules = crate::rules::RuleSet::builtin().unwrap().enabled();
         let key = Key::parse("k1", "logveil-test-key-thirty-two-byte", "test").unwrap();
@@ -954,9 +983,7 @@ reject_before = '''order_id='''
             "To edit, run `bin/rails credentials:edit`.",
             "-  password: '*** (before)'",
         ] {
-            let line = format!("{line}\n");
-            let out = e.redact_to_vec(line.as_bytes());
-            assert_eq!(String::from_utf8_lossy(&out), line);
+            assert_unchanged(&e, line);
         }
         // After `:=`, `=>`, `==`, `!=`, `===` the literal is the value; the operator stays.
         for (line, op) in [
@@ -968,14 +995,12 @@ reject_before = '''order_id='''
             ("password === 'hunter2x'", "==="),
             ("token := \"Zq8WmX2pL7vR4tNk\"", ":="),
         ] {
-            let out = String::from_utf8_lossy(&e.redact_to_vec(format!("{line}\n").as_bytes()))
-                .to_string();
             let secret = if line.contains("hunter2x") {
                 "hunter2x"
             } else {
                 "Zq8WmX2pL7vR4tNk"
             };
-            assert!(!out.contains(secret), "{}", masked(&out, &[secret]));
+            let out = assert_hidden(&e, line, secret);
             assert!(
                 out.contains(&format!("{op} \"[REDACTED:"))
                     || out.contains(&format!("{op} '[REDACTED:")),
@@ -997,9 +1022,7 @@ reject_before = '''order_id='''
             ("password=Ab/Cd/Ef9x", "Ab/Cd/Ef9x"),
             ("card=4035123456789012349", "4035123456789012349"),
         ] {
-            let out = String::from_utf8_lossy(&e.redact_to_vec(format!("{line}\n").as_bytes()))
-                .to_string();
-            assert!(!out.contains(secret), "{}", masked(&out, &[secret]));
+            assert_hidden(&e, line, secret);
         }
         // `changeme` is a judgment call: a documented default password is still a password.
         let out = e.redact_to_vec(b"password=changeme\n");
@@ -1017,8 +1040,7 @@ reject_before = '''order_id='''
             "{\"api_key\":false,\"client_secret\":-1.5e-7,\"pwd\":0}\n",
             "{\"log\":\"{\\\"password\\\":null}\\n\"}\n",
         ] {
-            let out = e.redact_to_vec(line.as_bytes());
-            assert_eq!(String::from_utf8_lossy(&out), line);
+            assert_unchanged(&e, line);
         }
         // Things that only start like JSON scalars, or numbers outside JSON, are still found.
         for (line, secret) in [
@@ -1029,8 +1051,7 @@ reject_before = '''order_id='''
             ("cardNumber=[4111111111111111]\n", "4111111111111111"),
             ("{\"password\": {noop}hunter2}\n", "{noop}hunter2"),
         ] {
-            let out = String::from_utf8_lossy(&e.redact_to_vec(line.as_bytes())).to_string();
-            assert!(!out.contains(secret), "{}", masked(&out, &[secret]));
+            assert_hidden(&e, line, secret);
         }
         // A string value on the same names is still a secret.
         let out = e.redact_to_vec(b"{\"password\": \"hunter2\"}\n");
@@ -1053,8 +1074,7 @@ reject_before = '''order_id='''
             "password=[FILTERED] token=*** secret=<redacted> passwd=${DB_PASS} api_key=[MASKED]\n",
             "{\"password\": \"[FILTERED]\"}\n",
         ] {
-            let out = e.redact_to_vec(line.as_bytes());
-            assert_eq!(String::from_utf8_lossy(&out), line);
+            assert_unchanged(&e, line);
         }
     }
 
@@ -1066,8 +1086,7 @@ reject_before = '''order_id='''
             "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_-4980916519894289629 terminating\n",
             "ratio=4111111111111111.25 weight=-4111111111111111 v=1.4111111111111111\n",
         ] {
-            let out = e.redact_to_vec(line.as_bytes());
-            assert_eq!(String::from_utf8_lossy(&out), line);
+            assert_unchanged(&e, line);
         }
         let out = e.redact_to_vec(b"card=4111111111111111. ok\n");
         assert!(out.starts_with(b"card=[REDACTED:payment-card-number:"));
@@ -1084,8 +1103,7 @@ reject_before = '''order_id='''
             // Damaged on the way (a quote, a CR inside): still a marker.
             "\"[REDACTED:github-classic-token:k\r1:0000000000000000]\" [REDACTED:\"bearer-token:k1:0123456789abcdef]\n",
         ] {
-            let out = e.redact_to_vec(line.as_bytes());
-            assert_eq!(String::from_utf8_lossy(&out), line);
+            assert_unchanged(&e, line);
         }
         // What a rule finds before a marker is still a finding, up to the marker; a finding
         // that starts in a marker is dropped.

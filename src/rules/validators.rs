@@ -773,41 +773,62 @@ const REFERENCE_ROOTS: &[&str] = &[
 ];
 
 /// True when a free value (the value of a field that names a credential, see
-/// [`crate::rules::ValueKind::Free`]) is not a value but code, a reference or a word about
-/// the credential: `request.form["pw"]`, `getPassword()`, `os.environ["X"]`,
-/// `env.GITHUB_TOKEN`, `(char*)malloc(64)`, `new PasswordEncoder()`,
-/// `AppWindowToken{4a3b2c1 …}` and `com.acme.Creds@1b6d3586` (object dumps), a state or type
-/// word (`YES`, `string`, `Bearer` alone), or one to three characters of punctuation (`{`).
+/// [`crate::rules::ValueKind::Free`]) is not a value but code, a reference, a note or a word
+/// about the credential: `request.form["pw"]`, `getPassword()`, `env.GITHUB_TOKEN`,
+/// `(char*)malloc(64)`, `AppWindowToken{4a3b2c1 …}`, `YES`, `(sensitive value)`, … Each
+/// check is one small function below; the README lists them with the formats they came
+/// from. Runs only on candidates of free rules, never per record.
 pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
-    let v = &record[span.clone()];
-    let after = &record[span.end..record.len().min(span.end + 64)];
-    let v_trim = v.trim_ascii();
-    // The value with the closing brackets of its surroundings cut (`password=null}` in a
-    // toString dump, `(token=none)`).
-    let mut core = v_trim;
-    while let Some((&last, head)) = core.split_last() {
-        let opener = match last {
-            b')' => b'(',
-            b']' => b'[',
-            b'}' => b'{',
-            _ => break,
-        };
-        if head.contains(&opener) {
-            break;
+    let c = FreeValue::new(record, span);
+    FREE_VALUE_CHECKS.iter().any(|check| check(&c))
+}
+
+/// A free value and what the checks look at around it.
+struct FreeValue<'a> {
+    record: &'a [u8],
+    span: std::ops::Range<usize>,
+    /// Where the value's text starts in `record` (after blanks).
+    start: usize,
+    /// The value, trimmed, without closing brackets of its surroundings (`password=null}` in
+    /// a toString dump, `(token=none)`).
+    core: &'a [u8],
+    /// `core` before those brackets were cut.
+    trimmed: &'a [u8],
+    /// Up to 64 bytes of the record after the value.
+    after: &'a [u8],
+}
+
+impl<'a> FreeValue<'a> {
+    fn new(record: &'a [u8], span: std::ops::Range<usize>) -> FreeValue<'a> {
+        let v = &record[span.clone()];
+        let trimmed = v.trim_ascii();
+        let mut core = trimmed;
+        while let Some((&last, head)) = core.split_last() {
+            let opener = match last {
+                b')' => b'(',
+                b']' => b'[',
+                b'}' => b'{',
+                _ => break,
+            };
+            if head.contains(&opener) {
+                break;
+            }
+            core = head;
         }
-        core = head;
+        FreeValue {
+            record,
+            start: span.start + (v.len() - v.trim_ascii_start().len()),
+            after: &record[span.end..record.len().min(span.end + 64)],
+            span,
+            core,
+            trimmed,
+        }
     }
-    if core.len() < v_trim.len() && is_placeholder(core) {
-        return true;
-    }
-    let v_trim = core;
-    if v_trim.len() <= 3 && !v_trim.iter().any(|b| b.is_ascii_alphanumeric()) {
-        return true;
-    }
-    // The word without the punctuation of its sentence or type (`credentials:edit\``,
-    // GraphQL's `String!`).
-    let word = {
-        let mut w = v_trim;
+
+    /// The word without the punctuation of its sentence or type (`credentials:edit\``,
+    /// GraphQL's `String!`).
+    fn word(&self) -> &'a [u8] {
+        let mut w = self.core;
         while let Some((&last, head)) = w.split_last() {
             if !matches!(
                 last,
@@ -818,135 +839,143 @@ pub fn is_not_a_value(record: &[u8], span: std::ops::Range<usize>) -> bool {
             w = head;
         }
         w
-    };
-    // The whole quoted string the value opens, where the rule stopped at a blank inside it:
-    // `"db_password": "VARIABLE IS NOT DEFINED!"`.
-    if span.start > 0 && matches!(record[span.start - 1], b'"' | b'\'') {
-        let q = record[span.start - 1];
-        let rest = &record[span.start..];
-        if let Some(end) = rest.iter().take(96).position(|&b| b == q) {
-            if end > v.len() && is_placeholder(&rest[..end]) {
-                return true;
-            }
-        }
     }
-    if NOT_A_VALUE_WORDS
+}
+
+/// The checks of [`is_not_a_value`], cheapest first.
+const FREE_VALUE_CHECKS: &[fn(&FreeValue) -> bool] = &[
+    // `null}`: a placeholder once the surrounding brackets are cut.
+    |c| c.core.len() < c.trimmed.len() && is_placeholder(c.core),
+    // One to three characters of punctuation (`Token: {`).
+    |c| c.core.len() <= 3 && !c.core.iter().any(u8::is_ascii_alphanumeric),
+    is_quoted_placeholder,
+    is_listed_word,
+    is_field_dump,
+    is_cast,
+    // A relative path (`--from-file=password=./db-password.txt`).
+    |c| c.core.starts_with(b"./") || c.core.starts_with(b"../") || c.core.starts_with(b"~/"),
+    is_nested_assignment,
+    is_size,
+    is_bracket_note,
+    is_progress_word,
+    |c| is_resource_path(c.core),
+    |c| is_gitlab_runner_token_prefix(c.record, c.span.clone()),
+    |c| is_in_id_member(c.record, c.span.start),
+    |c| is_prose(c.record, c.span.clone()),
+    |c| is_non_secret_key(c.record, c.span.start),
+    |c| is_path_tail_key(c.record, c.span.start),
+    |c| is_powershell_cmdlet(c.core),
+    |c| is_code_reference(&c.record[c.start..c.span.end + c.after.len()], c.core.len()),
+];
+
+/// The whole quoted string the value opens, where the rule stopped at a blank inside it, is
+/// a placeholder: `"db_password": "VARIABLE IS NOT DEFINED!"`.
+fn is_quoted_placeholder(c: &FreeValue) -> bool {
+    let Some(&q) = c.span.start.checked_sub(1).map(|i| &c.record[i]) else {
+        return false;
+    };
+    if !matches!(q, b'"' | b'\'') {
+        return false;
+    }
+    let rest = &c.record[c.span.start..];
+    rest.iter()
+        .take(96)
+        .position(|&b| b == q)
+        .is_some_and(|end| end > c.span.len() && is_placeholder(&rest[..end]))
+}
+
+/// A state, type, scheme, permission, verb or keyword from [`NOT_A_VALUE_WORDS`]; `new` only
+/// when a name follows (`= new Foo(`).
+fn is_listed_word(c: &FreeValue) -> bool {
+    let word = c.word();
+    NOT_A_VALUE_WORDS
         .iter()
         .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
-    {
-        // `new` is a keyword only when a name follows (`= new Foo(`).
-        return !v_trim.eq_ignore_ascii_case(b"new")
-            || (after.first() == Some(&b' ')
-                && after.get(1).is_some_and(|b| b.is_ascii_alphabetic()));
+        && (!c.core.eq_ignore_ascii_case(b"new")
+            || (c.after.first() == Some(&b' ')
+                && c.after.get(1).is_some_and(u8::is_ascii_alphabetic)))
+}
+
+/// A dump of fields opening with a bracket: Hadoop's `[Kind: HDFS_DELEGATION_TOKEN,
+/// Service: …]`, `{name=…}`, `(user=etl)`.
+fn is_field_dump(c: &FreeValue) -> bool {
+    if !matches!(c.core.first(), Some(b'[' | b'{' | b'(')) {
+        return false;
     }
-    // A dump of fields opening with a bracket: Hadoop's `[Kind: HDFS_DELEGATION_TOKEN,
-    // Service: …]`, `{name=…}`, `(user=etl)`.
-    if let Some(inner) = v_trim
-        .strip_prefix(b"[")
-        .or_else(|| v_trim.strip_prefix(b"{"))
-        .or_else(|| v_trim.strip_prefix(b"("))
-    {
-        let word = inner
+    let word = c.core[1..]
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic() || **b == b'_')
+        .count();
+    word >= 3 && matches!(c.record.get(c.start + 1 + word), Some(b':' | b'='))
+}
+
+/// A cast: `(char*)malloc(64)`, `(String) x`, `(const char *)`.
+fn is_cast(c: &FreeValue) -> bool {
+    let v = &c.record[c.start..c.span.end];
+    let Some(inner) = v.strip_prefix(b"(") else {
+        return false;
+    };
+    let Some(close) = inner.iter().position(|&b| b == b')') else {
+        return false;
+    };
+    let ty = &inner[..close];
+    !ty.is_empty()
+        && ty[0].is_ascii_alphabetic()
+        && ty
             .iter()
-            .take_while(|b| b.is_ascii_alphabetic() || **b == b'_')
-            .count();
-        let after_word = record
-            .get(span.start + (v.len() - v.trim_ascii_start().len()) + 1 + word)
-            .copied();
-        if word >= 3 && matches!(after_word, Some(b':' | b'=')) {
-            return true;
-        }
-    }
-    // A cast: `(char*)malloc(64)`, `(String) x`.
-    if let Some(inner) = v.strip_prefix(b"(") {
-        if let Some(close) = inner.iter().position(|&b| b == b')') {
-            let ty = &inner[..close];
-            if !ty.is_empty()
-                && ty[0].is_ascii_alphabetic()
-                && ty
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'*' | b' ' | b'.'))
-                && (ty.contains(&b'*') || ty[0].is_ascii_uppercase() || ty.starts_with(b"const"))
-            {
-                return true;
-            }
-        }
-    }
-    // A relative path (`--from-file=password=./db-password.txt`).
-    if v_trim.starts_with(b"./") || v_trim.starts_with(b"../") || v_trim.starts_with(b"~/") {
-        return true;
-    }
-    // Another assignment: the first "key:" was a message's prefix (`Retrieved credentials:
-    // tf_aws.credentials_source=Shared…`). Base64 has `=` only at its end.
-    if let Some(eq) = v_trim.iter().position(|&b| b == b'=') {
-        let (k, rest) = (&v_trim[..eq], &v_trim[eq + 1..]);
-        if k.len() >= 3
-            && (k[0].is_ascii_alphabetic() || k[0] == b'_')
-            && k.iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-            && k.iter().any(|b| matches!(b, b'_' | b'.'))
-            && rest.first().is_some_and(|&b| b != b'=')
-        {
-            return true;
-        }
-    }
-    // A size, as `kubectl describe secret` prints it: `password:  16 bytes`.
-    if v_trim.iter().all(u8::is_ascii_digit)
-        && (after.starts_with(b" bytes")
-            || after.starts_with(b" chars")
-            || after.starts_with(b" characters"))
-    {
-        return true;
-    }
-    // A note in brackets standing for the value: Terraform's `(sensitive value)` and
-    // `(known after apply)`, `(from file …)`, `[not shown]`, `<not set>`.
-    if let Some(&open) = v_trim.first() {
-        let close = match open {
-            b'(' => Some(b')'),
-            b'[' => Some(b']'),
-            b'<' => Some(b'>'),
-            _ => None,
-        };
-        if let Some(close) = close {
-            let lead = v.len() - v.trim_ascii_start().len();
-            let from = &record[span.start + lead + 1..];
-            if let Some(end) = from.iter().take(48).position(|&b| b == close) {
-                let note = &from[..end];
-                if note.first().is_some_and(u8::is_ascii_alphabetic)
-                    && note.contains(&b' ')
-                    && note.iter().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'/' | b'.')
-                    })
-                {
-                    return true;
-                }
-            }
-        }
-    }
-    // A progress word: Terraform's `kubernetes_secret.db_credentials: Creating...`.
-    if v_trim.ends_with(b"...")
-        && v_trim.len() > 3
-        && v_trim[..v_trim.len() - 3]
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'*' | b' ' | b'.'))
+        && (ty.contains(&b'*') || ty[0].is_ascii_uppercase() || ty.starts_with(b"const"))
+}
+
+/// Another assignment: the first "key:" was a message's prefix (`Retrieved credentials:
+/// tf_aws.credentials_source=Shared…`). Base64 has `=` only at its end.
+fn is_nested_assignment(c: &FreeValue) -> bool {
+    let Some(eq) = c.core.iter().position(|&b| b == b'=') else {
+        return false;
+    };
+    let (k, rest) = (&c.core[..eq], &c.core[eq + 1..]);
+    k.len() >= 3
+        && (k[0].is_ascii_alphabetic() || k[0] == b'_')
+        && k.iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && k.iter().any(|b| matches!(b, b'_' | b'.'))
+        && rest.first().is_some_and(|&b| b != b'=')
+}
+
+/// A size, as `kubectl describe secret` prints it: `password:  16 bytes`.
+fn is_size(c: &FreeValue) -> bool {
+    c.core.iter().all(u8::is_ascii_digit)
+        && [&b" bytes"[..], b" chars", b" characters"]
             .iter()
-            .all(u8::is_ascii_alphabetic)
-    {
-        return true;
-    }
-    if is_resource_path(v_trim)
-        || is_gitlab_runner_token_prefix(record, span.clone())
-        || is_in_id_member(record, span.start)
-        || is_prose(record, span.clone())
-        || is_non_secret_key(record, span.start)
-        || is_path_tail_key(record, span.start)
-    {
-        return true;
-    }
-    let lead = v.len() - v.trim_ascii_start().len();
-    is_powershell_cmdlet(v_trim)
-        || is_code_reference(
-            &record[span.start + lead..span.end + after.len()],
-            v_trim.len(),
-        )
+            .any(|unit| c.after.starts_with(unit))
+}
+
+/// A note in brackets standing for the value: Terraform's `(sensitive value)` and
+/// `(known after apply)`, `(from file …)`, `[not shown]`, `<not set>`.
+fn is_bracket_note(c: &FreeValue) -> bool {
+    let close = match c.core.first() {
+        Some(b'(') => b')',
+        Some(b'[') => b']',
+        Some(b'<') => b'>',
+        _ => return false,
+    };
+    let from = &c.record[c.start + 1..];
+    let Some(end) = from.iter().take(48).position(|&b| b == close) else {
+        return false;
+    };
+    let note = &from[..end];
+    note.first().is_some_and(u8::is_ascii_alphabetic)
+        && note.contains(&b' ')
+        && note
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'/' | b'.'))
+}
+
+/// A progress word: Terraform's `kubernetes_secret.db_credentials: Creating...`.
+fn is_progress_word(c: &FreeValue) -> bool {
+    c.core
+        .strip_suffix(b"...")
+        .is_some_and(|w| !w.is_empty() && w.iter().all(u8::is_ascii_alphabetic))
 }
 
 /// PowerShell's approved verbs (the common ones): a value `Verb-Noun` is a cmdlet call,
@@ -1080,14 +1109,18 @@ fn is_non_secret_key(record: &[u8], start: usize) -> bool {
     if key == b"clientToken" || key == b"ClientToken" {
         return true;
     }
-    let norm: Vec<u8> = key
-        .iter()
-        .filter(|b| b.is_ascii_alphanumeric())
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    NON_SECRET_KEY_SUFFIXES
-        .iter()
-        .any(|k| norm.ends_with(k.as_bytes()))
+    // The key's letters and digits, lower-cased, from its end (`client_request_token` and
+    // `clientRequestToken` alike), compared without allocating.
+    let norm = || {
+        key.iter()
+            .rev()
+            .filter(|b| b.is_ascii_alphanumeric())
+            .map(u8::to_ascii_lowercase)
+    };
+    NON_SECRET_KEY_SUFFIXES.iter().any(|k| {
+        let mut n = norm();
+        k.bytes().rev().all(|b| n.next() == Some(b))
+    })
 }
 
 /// A resource name or path made of lower-case words: `projects/acme-42/secrets/db/versions/3`
@@ -1126,7 +1159,13 @@ fn is_gitlab_runner_token_prefix(record: &[u8], span: std::ops::Range<usize>) ->
 /// The value is inside a JSON string that is the value (or an array element) of a member
 /// named like an id: `"authentication.kubernetes.io/credential-id":["BootstrapToken=07401b"]`.
 fn is_in_id_member(record: &[u8], start: usize) -> bool {
-    let Some(open) = record[..start].iter().rposition(|&b| b == b'"') else {
+    // Bounded: a candidate never costs a walk over a long record.
+    let lo = start.saturating_sub(512);
+    let Some(open) = record[lo..start]
+        .iter()
+        .rposition(|&b| b == b'"')
+        .map(|i| lo + i)
+    else {
         return false;
     };
     let mut i = open;
@@ -1144,7 +1183,12 @@ fn is_in_id_member(record: &[u8], start: usize) -> bool {
         return false;
     }
     let name_end = i - 1;
-    let Some(name_start) = record[..name_end].iter().rposition(|&b| b == b'"') else {
+    let lo = name_end.saturating_sub(256);
+    let Some(name_start) = record[lo..name_end]
+        .iter()
+        .rposition(|&b| b == b'"')
+        .map(|i| lo + i)
+    else {
         return false;
     };
     let name = &record[name_start + 1..name_end];
