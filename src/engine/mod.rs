@@ -1024,6 +1024,12 @@ reject_before = '''order_id='''
         ] {
             assert_hidden(&e, line, secret);
         }
+        // A marker damaged by a corrupted transport (invalid UTF-8 inside it) is still one:
+        // nothing inside it is taken for a `token:` key (found by the generated-input
+        // property: no nested markers).
+        let damaged =
+            b"{\"password\":\"[REDACTED:github-classic-token:\xff\xfek1:0123456789abcdef]\"}\n";
+        assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
         // `changeme` is a judgment call: a documented default password is still a password.
         let out = e.redact_to_vec(b"password=changeme\n");
         assert!(out.starts_with(b"password=[REDACTED:"));

@@ -1231,10 +1231,21 @@ fn is_prose(record: &[u8], span: std::ops::Range<usize>) -> bool {
     let Some(rest) = after.strip_prefix(b" ") else {
         return false;
     };
-    let word = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    let word = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
     word > 0
-        && rest[..word].iter().all(u8::is_ascii_lowercase)
-        && !matches!(rest.get(word), Some(b':' | b'='))
+        && rest[0].is_ascii_lowercase()
+        && rest[..word]
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        // A whole word: it ends at a blank, the sentence's punctuation or the record, so the
+        // call does not change when a token after it is replaced (`password: logged sk-…`
+        // keeps nothing: `sk-…` is no word).
+        && rest
+            .get(word)
+            .is_none_or(|b| b.is_ascii_whitespace() || matches!(b, b'.' | b',' | b';' | b')' | b'"' | b'\''))
 }
 
 /// A path of identifiers (`a.b`, `a->b`, `A::b`) at the start of `v`: its length and number
@@ -1528,6 +1539,24 @@ mod tests {
                 &v[..4.min(v.len())]
             );
         }
+    }
+
+    #[test]
+    fn prose_needs_a_whole_word_after_it() {
+        let prose = |rec: &str, v: &str| {
+            let start = rec.find(v).unwrap();
+            is_prose(rec.as_bytes(), start..start + v.len())
+        };
+        assert!(prose("Secret: illegal base64 data at byte 12", "illegal"));
+        assert!(prose("*v1.Secret: secrets is forbidden", "secrets"));
+        // Found by the generated-input property (idempotence): what follows is a token, not
+        // a word, and replacing it must not change the call.
+        assert!(!prose("password: logged sk-proj-abc", "logged"));
+        assert!(!prose(
+            "password: logged [REDACTED:x:k1:0123456789abcdef]",
+            "logged"
+        ));
+        assert!(!prose("password: hunter user: bob", "hunter"));
     }
 
     #[test]
