@@ -1030,6 +1030,8 @@ reject_before = '''order_id='''
         let damaged =
             b"{\"password\":\"[REDACTED:github-classic-token:\xff\xfek1:0123456789abcdef]\"}\n";
         assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
+        let damaged = b"request [REDACTED:\xc3(github-classic-token:k1:0123456789abcdef]\n";
+        assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
         // `changeme` is a judgment call: a documented default password is still a password.
         let out = e.redact_to_vec(b"password=changeme\n");
         assert!(out.starts_with(b"password=[REDACTED:"));
