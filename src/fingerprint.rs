@@ -185,7 +185,7 @@ pub fn shown_setting(value: &str) -> String {
 /// quotes (a marker inside JSON), and the bytes of a corrupted transport (NUL, invalid
 /// UTF-8 and what a lossy decoder leaves around it, such as `\xc3(`), so that a marker with `\xff\xfe` in it is still one and nothing inside it is
 /// taken for a `token:` key.
-const DAMAGED: &str = r#"[A-Za-z0-9._:"'\\\r\x00\x80-\xff()-]"#;
+const DAMAGED: &str = r#"[A-Za-z0-9._:"'\\\r\t\x00\x80-\xff()-]"#;
 
 fn validate_key_id(id: &str) -> Result<()> {
     if id.is_empty()

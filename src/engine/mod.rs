@@ -1032,6 +1032,19 @@ reject_before = '''order_id='''
         assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
         let damaged = b"request [REDACTED:\xc3(github-classic-token:k1:0123456789abcdef]\n";
         assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
+        let damaged = b"msg=\"[REDACTED:github-classic-token:k\t1:0123456789abcdef]\"\n";
+        assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
+        // Idempotent where a quoted string holds a marker and an assignment after the value.
+        let once = redact_line(
+            &e,
+            "{\"client_secret\":\"request [REDACTED:github-classic-token:k1:0123456789abcdef] password=hunter2x\"}",
+        );
+        assert_eq!(
+            redact_line(&e, &once),
+            once,
+            "{}",
+            masked(&once, &["hunter2x"])
+        );
         // `changeme` is a judgment call: a documented default password is still a password.
         let out = e.redact_to_vec(b"password=changeme\n");
         assert!(out.starts_with(b"password=[REDACTED:"));

@@ -878,10 +878,21 @@ fn is_quoted_placeholder(c: &FreeValue) -> bool {
         return false;
     }
     let rest = &c.record[c.span.start..];
+    // Only a phrase (words, blanks, `!.?-_`): a string that holds a marker or an assignment
+    // is not a placeholder as a whole, and the call must not change when a value further on
+    // in it is replaced (idempotence).
     rest.iter()
         .take(96)
         .position(|&b| b == q)
-        .is_some_and(|end| end > c.span.len() && is_placeholder(&rest[..end]))
+        .is_some_and(|end| {
+            let phrase = &rest[..end];
+            end > c.span.len()
+                && phrase.iter().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b' ' | b'!' | b'.' | b'?' | b'-' | b'_')
+                })
+                && is_placeholder(phrase)
+        })
 }
 
 /// A state, type, scheme, permission, verb or keyword from [`NOT_A_VALUE_WORDS`]; `new` only
