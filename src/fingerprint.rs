@@ -404,11 +404,11 @@ impl Template {
     /// not recognised. The second value is the longest text the regex can match.
     ///
     /// A template that begins and ends with literals (the default `[REDACTED:` … `]`) also
-    /// matches a damaged marker: its opening, then up to the longest marker's length of
-    /// rule-id, key-id and separator characters with the bytes a mangling stage adds
-    /// (quotes, backslashes, CR), then 16 hex digits and the closing literal. So a marker
-    /// with a quote or a CR inside stays a marker, not a `token:` to find; words, spaces or
-    /// `=` inside it (text that merely starts like a marker) do not.
+    /// matches a damaged marker: its opening, then from 16 up to the longest marker's inside
+    /// (plus 8) bytes that are not blanks, newlines or brackets ([`DAMAGED`]), then the
+    /// closing literal. So a marker with a quote, a CR, a control byte or invalid UTF-8
+    /// anywhere in it, its fingerprint included, stays a marker, not a `token:` to find;
+    /// text with a blank inside, or longer than any marker, does not.
     pub fn marker_pattern(&self) -> Option<(String, usize)> {
         let (strict, max) = self.strict_marker_pattern()?;
         let escape = |l: &[u8]| {
@@ -426,15 +426,18 @@ impl Template {
             (Some(TemplatePart::Lit(open)), Some(TemplatePart::Lit(close)))
                 if self.parts.len() > 1 && open.len() >= 2 =>
             {
-                let inner = max - open.len() - close.len();
+                // Damage may land anywhere, the fingerprint included: between the literals,
+                // at least a fingerprint's length and at most the longest marker's inside
+                // plus a few mangled bytes.
+                let inner = max - open.len() - close.len() + 8;
                 Some((
                     format!(
-                        "{strict}|{}{DAMAGED}{{0,{inner}}}[0-9a-f]{{{}}}{}",
+                        "{strict}|{}{DAMAGED}{{{},{inner}}}{}",
                         escape(open),
                         2 * FINGERPRINT_BYTES,
                         escape(close)
                     ),
-                    max,
+                    max + 8,
                 ))
             }
             _ => Some((strict, max)),

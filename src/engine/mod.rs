@@ -1036,6 +1036,8 @@ reject_before = '''order_id='''
         assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
         let damaged = b"msg=\"x [REDACTED:\x01github-classic-token:k1:0123456789abcdef] y\"\n";
         assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
+        let damaged = b"[REDACTED:github-classic-token:k1:0\xff\xfe123456789abcde]\n";
+        assert_eq!(e.redact_to_vec(damaged), damaged.to_vec());
         // Idempotent where a quoted string holds a marker and an assignment after the value.
         let once = redact_line(
             &e,
