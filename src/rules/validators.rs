@@ -855,6 +855,7 @@ const FREE_VALUE_CHECKS: &[fn(&FreeValue) -> bool] = &[
     // A relative path (`--from-file=password=./db-password.txt`).
     |c| c.core.starts_with(b"./") || c.core.starts_with(b"../") || c.core.starts_with(b"~/"),
     is_nested_assignment,
+    is_error_label,
     is_size,
     is_bracket_note,
     is_progress_word,
@@ -913,11 +914,25 @@ fn is_field_dump(c: &FreeValue) -> bool {
     if !matches!(c.core.first(), Some(b'[' | b'{' | b'(')) {
         return false;
     }
-    let word = c.core[1..]
+    // The first name, possibly quoted (`{"action":`) or quoted and escaped (`{\"action\":`).
+    let quote = |at: usize| {
+        let r = c.record.get(at..).unwrap_or(&[]);
+        if r.starts_with(b"\\\"") {
+            2
+        } else {
+            usize::from(r.first() == Some(&b'"'))
+        }
+    };
+    let name = c.start + 1 + quote(c.start + 1);
+    let word = c
+        .record
+        .get(name..)
+        .unwrap_or(&[])
         .iter()
         .take_while(|b| b.is_ascii_alphabetic() || **b == b'_')
         .count();
-    word >= 3 && matches!(c.record.get(c.start + 1 + word), Some(b':' | b'='))
+    let end = name + word;
+    word >= 3 && matches!(c.record.get(end + quote(end)), Some(b':' | b'='))
 }
 
 /// A cast: `(char*)malloc(64)`, `(String) x`, `(const char *)`.
@@ -949,8 +964,21 @@ fn is_nested_assignment(c: &FreeValue) -> bool {
         && (k[0].is_ascii_alphabetic() || k[0] == b'_')
         && k.iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        && k.iter().any(|b| matches!(b, b'_' | b'.'))
-        && rest.first().is_some_and(|&b| b != b'=')
+        // dotted or snake (`tf_aws.credentials_source=`), or a lower-case word (`token=agent`,
+        // `error="ACL token not found"`)
+        && (k.iter().any(|b| matches!(b, b'_' | b'.')) || k.iter().all(u8::is_ascii_lowercase))
+        && (rest.first().is_some_and(|&b| b != b'=')
+            || (rest.is_empty() && matches!(c.after.first(), Some(b'"' | b'\''))))
+}
+
+/// A label of a chained error: `failed to get token: oauth2: "bad_verification_code"` (Go's
+/// `%w` wrapping writes `a: b: c`): a name ending in `:` before a blank.
+fn is_error_label(c: &FreeValue) -> bool {
+    c.core.strip_suffix(b":").is_some_and(|w| {
+        w.len() >= 2
+            && w.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    }) && c.after.first() == Some(&b' ')
 }
 
 /// A size, as `kubectl describe secret` prints it: `password:  16 bytes`.
@@ -971,15 +999,22 @@ fn is_bracket_note(c: &FreeValue) -> bool {
         _ => return false,
     };
     let from = &c.record[c.start + 1..];
-    let Some(end) = from.iter().take(48).position(|&b| b == close) else {
+    let Some(end) = from.iter().take(256).position(|&b| b == close) else {
         return false;
     };
     let note = &from[..end];
-    note.first().is_some_and(u8::is_ascii_alphabetic)
-        && note.contains(&b' ')
+    if !note.first().is_some_and(u8::is_ascii_alphabetic) || !note.contains(&b' ') {
+        return false;
+    }
+    // Short notes of plain words; or longer ones that say the value is hidden (.NET's
+    // `[Security Artifact of type '…JsonWebToken' is hidden. For more details, see …]`).
+    (end <= 48
         && note
             .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'/' | b'.'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'/' | b'.')))
+        || [&b" is hidden"[..], b" redacted", b" removed", b" masked"]
+            .iter()
+            .any(|w| memchr::memmem::find(note, w).is_some())
 }
 
 /// A progress word: Terraform's `kubernetes_secret.db_credentials: Creating...`.
@@ -1242,15 +1277,19 @@ fn is_prose(record: &[u8], span: std::ops::Range<usize>) -> bool {
     let Some(rest) = after.strip_prefix(b" ") else {
         return false;
     };
+    // The next word; a lower-case path counts as one (`secret monitoring/dashboard-auth not
+    // found`).
     let word = rest
         .iter()
-        .take_while(|b| b.is_ascii_alphanumeric())
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_'))
         .count();
+    let next = &rest[..word];
     word > 0
         && rest[0].is_ascii_lowercase()
-        && rest[..word]
+        && next
             .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'-' | b'_'))
+        && (next.iter().all(u8::is_ascii_alphanumeric) || next.contains(&b'/'))
         // A whole word: it ends at a blank, the sentence's punctuation or the record, so the
         // call does not change when a token after it is replaced (`password: logged sk-…`
         // keeps nothing: `sk-…` is no word).
