@@ -344,6 +344,10 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
     let dst = format!("kafka://{}/clean", b.addr());
     let child = spawn(logveil(&["run", &src, "-o", &dst, "--stats"]));
     let out = read_topic(&b, "clean", input.len(), Duration::from_secs(90));
+    // The periodic statistics are asserted below: keep the stage running for more than two
+    // of its 1-second intervals after the last record (a fast run used to end within one, so
+    // the test depended on the machine's speed).
+    std::thread::sleep(Duration::from_millis(2500));
     sigterm(&child);
     let (st, err) = wait_exit(child, Duration::from_secs(60));
     assert!(st.success(), "logveil failed: {err}");
