@@ -209,20 +209,12 @@ fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
         }
     }
     let engine = build_engine(s, ov)?;
-    let mut stats = crate::metrics::Stats::new(engine.matcher().rules().len());
+    // The same worker pool as files and stdin: `--threads` redaction threads.
+    let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     let rt = runtime()?;
     let result = rt.block_on(async {
         match sink_cfg {
-            Some(cfg) => {
-                kafka::run(
-                    src,
-                    kafka::KafkaOutput::Kafka(cfg),
-                    &engine,
-                    &mut stats,
-                    None,
-                )
-                .await
-            }
+            Some(cfg) => kafka::run(src, kafka::KafkaOutput::Kafka(cfg), &mut pipeline, None).await,
             None => {
                 let mut w = match &spec {
                     OutputSpec::File(p) => {
@@ -230,14 +222,8 @@ fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
                     }
                     _ => sink::stdout(),
                 };
-                let r = kafka::run(
-                    src,
-                    kafka::KafkaOutput::Writer(&mut w),
-                    &engine,
-                    &mut stats,
-                    None,
-                )
-                .await;
+                let r =
+                    kafka::run(src, kafka::KafkaOutput::Writer(&mut w), &mut pipeline, None).await;
                 let closed = w.shutdown().await;
                 let r = r?;
                 closed.context("output")?;
@@ -246,13 +232,7 @@ fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
         }
     });
     if args.stats {
-        let ids: Vec<&str> = engine
-            .matcher()
-            .rules()
-            .iter()
-            .map(|r| r.id.as_str())
-            .collect();
-        eprint!("{}", stats.report(&ids));
+        eprint!("{}", pipeline.stats.report(&rule_ids(&pipeline)));
         if let Ok(k) = &result {
             eprint!("{k}");
         }

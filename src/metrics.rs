@@ -166,6 +166,7 @@ mod tests {
             records: 3,
             input_len: 10,
             elapsed: Duration::from_micros(250),
+            edits: Vec::new(),
         };
         st.add_batch(&r, true);
         st.add_latency(Duration::from_millis(2), 3);

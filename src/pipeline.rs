@@ -21,31 +21,28 @@ use tokio_util::codec::FramedRead;
 
 use crate::config::PipelineConfig;
 use crate::engine::multiline::{self, Carry};
-use crate::engine::{Engine, Redacted};
+use crate::engine::{Engine, Redacted, Scratch};
 use crate::framer::{Batch, LineBatchDecoder};
 use crate::metrics::Stats;
 use crate::signals::{self, StopSignal};
 use crate::source::Opened;
 
-struct Job {
-    batch: Batch,
-    /// Private-key block state at the start of the batch (see `engine::multiline`).
-    carry: Carry,
-    emit: bool,
-    reply: oneshot::Sender<Redacted>,
-}
+/// Work for a redaction thread: it gets the engine and the thread's own scratch space.
+pub(crate) type Task = Box<dyn FnOnce(&Engine, &mut Scratch) + Send>;
 
-/// Redaction threads; each owns its scratch space.
-struct WorkerPool {
-    tx: Option<std_mpsc::Sender<Job>>,
+/// Redaction threads; each owns its scratch space. Every source's batches run here (files
+/// and stdin through [`Pipeline::process`], Kafka messages through `kafka::run`), so
+/// `--threads` means the same thing for all of them.
+pub(crate) struct WorkerPool {
+    tx: Option<std_mpsc::Sender<Task>>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl WorkerPool {
-    fn new(engine: &Engine, threads: usize) -> WorkerPool {
-        let (tx, rx) = std_mpsc::channel::<Job>();
+    pub(crate) fn new(engine: &Engine, threads: usize) -> WorkerPool {
+        let (tx, rx) = std_mpsc::channel::<Task>();
         let rx = Arc::new(Mutex::new(rx));
-        let handles = (0..threads)
+        let handles = (0..threads.max(1))
             .map(|i| {
                 let rx = Arc::clone(&rx);
                 let engine = engine.clone();
@@ -61,29 +58,38 @@ impl WorkerPool {
         }
     }
 
-    fn sender(&self) -> std_mpsc::Sender<Job> {
-        self.tx.clone().expect("pool is running")
+    /// A handle that hands tasks to the pool, for a source's reader task.
+    pub(crate) fn submitter(&self) -> Submitter {
+        Submitter(self.tx.clone().expect("pool is running"))
     }
 }
 
-fn worker(engine: Engine, rx: Arc<Mutex<std_mpsc::Receiver<Job>>>) {
+/// Hands tasks to a [`WorkerPool`].
+#[derive(Clone)]
+pub(crate) struct Submitter(std_mpsc::Sender<Task>);
+
+impl Submitter {
+    /// Runs `task` on the next free thread. A task reports its result through a channel of
+    /// its own; a task that panics drops that channel, which its receiver sees as a failure.
+    pub(crate) fn submit(&self, task: Task) {
+        let _ = self.0.send(task);
+    }
+}
+
+fn worker(engine: Engine, rx: Arc<Mutex<std_mpsc::Receiver<Task>>>) {
     let mut scratch = engine.scratch();
     loop {
-        let job = match rx.lock() {
+        let task = match rx.lock() {
             Ok(guard) => guard.recv(),
             Err(_) => return,
         };
-        let Ok(job) = job else { return };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            engine.redact_from(&job.batch, job.carry, &mut scratch, job.emit)
-        }));
-        match result {
-            Ok(r) => {
-                let _ = job.reply.send(r);
-            }
-            // Dropping the reply tells the writer that this batch failed: it is not
-            // forwarded. The scratch may be half-updated: start afresh.
-            Err(_) => scratch = engine.scratch(),
+        let Ok(task) = task else { return };
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&engine, &mut scratch)));
+        if result.is_err() {
+            // The task's reply channel is dropped: its batch is not forwarded. The scratch
+            // may be half-updated: start afresh.
+            scratch = engine.scratch();
         }
     }
 }
@@ -167,6 +173,17 @@ impl Pipeline {
         &self.engine
     }
 
+    /// Hands tasks to this pipeline's redaction threads (for sources that batch on their
+    /// own, such as Kafka).
+    pub(crate) fn submitter(&self) -> Submitter {
+        self.pool.submitter()
+    }
+
+    /// How many batches may be in flight between a reader and its writer.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
     /// Processes one input. With `out == None` (scan mode) nothing is written and only the
     /// statistics are kept. On error the caller still owns `out` and should shut it down, so
     /// that everything redacted so far is flushed.
@@ -181,7 +198,7 @@ impl Pipeline {
     {
         let emit = out.is_some();
         let (order_tx, mut order_rx) = mpsc::channel::<Msg>(self.in_flight);
-        let jobs = self.pool.sender();
+        let pool = self.pool.submitter();
         let decoder =
             LineBatchDecoder::new(self.opts.read_buffer_bytes, self.opts.max_record_bytes);
         let capacity = self.opts.read_buffer_bytes;
@@ -200,12 +217,9 @@ impl Pipeline {
                     carry = multiline::walk(carry, &batch.data, |_| {});
                 }
                 let (reply, result) = oneshot::channel();
-                let _ = jobs.send(Job {
-                    batch,
-                    carry: start,
-                    emit,
-                    reply,
-                });
+                pool.submit(Box::new(move |engine: &Engine, scratch: &mut Scratch| {
+                    let _ = reply.send(engine.redact_from(&batch, start, scratch, emit));
+                }));
                 Msg::Batch {
                     read_at: Instant::now(),
                     result,

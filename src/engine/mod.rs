@@ -535,6 +535,10 @@ pub struct Redacted {
     pub input_len: usize,
     /// Time spent in the engine.
     pub elapsed: Duration,
+    /// Where each replacement went, when emitting: `(start, end, chunk)`, the input range
+    /// replaced and the index of its text in `chunks`. Lets a batch of several messages be
+    /// cut back into one output per message (`kafka::batch`).
+    pub edits: Vec<(usize, usize, usize)>,
 }
 
 /// Matcher plus keyring and template: turns batches into redacted output.
@@ -639,6 +643,7 @@ impl Engine {
                 text.clear();
                 self.template.render(&mut text, &rule.id, key.id(), &fp);
                 owned.put_slice(&text);
+                out.edits.push((start, end, out.chunks.len()));
                 out.chunks.push(owned.split().freeze());
                 pos = end;
             }

@@ -19,11 +19,11 @@
 //! engine failure) is never produced: either the pipeline stops before it (its offset is never
 //! committed), or a placeholder with the reason in a header goes to the dead-letter topic.
 
+mod batch;
 pub mod lines;
 pub mod settings;
 pub mod tansu;
 
-use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,9 +42,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::io::AsyncWriteExt;
 
 use crate::engine::multiline::{self, Carry};
-use crate::engine::{Engine, Redacted, Scratch};
-use crate::framer::Batch;
+use crate::engine::{Engine, Scratch};
 use crate::metrics::Stats;
+use crate::pipeline::Pipeline;
 use crate::sink;
 use settings::{KafkaSinkConfig, KafkaSourceConfig, OnUnredactable, Partitioning};
 
@@ -172,14 +172,6 @@ macro_rules! logging_context {
 }
 pub(crate) use logging_context;
 
-/// Where a delivery belongs: the input record it came from.
-struct Origin {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    ts_ms: Option<i64>,
-}
-
 struct ProdCtx {
     shared: SharedRef,
     log: Log,
@@ -188,13 +180,13 @@ struct ProdCtx {
 logging_context!(ProdCtx);
 
 impl ProducerContext for ProdCtx {
-    type DeliveryOpaque = Box<Origin>;
+    type DeliveryOpaque = Box<batch::Origin>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, origin: Box<Origin>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, origin: Box<batch::Origin>) {
         let mut s = lock(&self.shared);
         match result {
             Ok(_) => {
-                let Origin {
+                let batch::Origin {
                     topic,
                     partition,
                     offset,
@@ -407,19 +399,27 @@ fn open_sink(cfg: KafkaSinkConfig, shared: &SharedRef) -> Result<Sink> {
     })
 }
 
-/// Runs a Kafka input until SIGTERM/SIGINT, `stop` (for embedding: benchmarks), or a fatal
-/// error. Statistics go to `stats`; the Kafka-specific ones are returned as text for
-/// `--stats`.
+/// A batch handed to the worker pool: its result, in the order the batches were read.
+type Pending = tokio::sync::oneshot::Receiver<batch::RedactedBatch>;
+
+/// Runs a Kafka input until SIGTERM/SIGINT, `stop` (for embedding), or a fatal error.
+///
+/// Two halves run side by side: the consumer loop reads messages, gathers them per partition
+/// into batches and hands each to the pipeline's worker pool (`--threads`); the delivery
+/// loop takes the results in reading order and hands every message to the sink, whose
+/// acknowledgement (a delivery report, or a flush of stdout/a file) is what lets an offset
+/// be committed. The bounded channel between them is the backpressure: at most
+/// `threads × batches_per_thread` batches are in flight. Statistics go to the pipeline's;
+/// the Kafka-specific ones are returned as text for `--stats`.
 pub async fn run(
     src: KafkaSourceConfig,
     output: KafkaOutput<'_>,
-    engine: &Engine,
-    stats: &mut Stats,
+    pipeline: &mut Pipeline,
     stop_on: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<String> {
     let shared: SharedRef = Arc::new(Mutex::new(Shared::new()));
     let brokers = src.brokers.clone().unwrap_or_default();
-    let (sink, mut writer) = match output {
+    let (sink, writer) = match output {
         KafkaOutput::Kafka(cfg) => (Some(open_sink(cfg, &shared)?), None),
         KafkaOutput::Writer(w) => (None, Some(w)),
     };
@@ -460,54 +460,134 @@ pub async fn run(
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut commit_tick = tokio::time::interval(Duration::from_millis(src.commit_interval_ms));
-    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let every = Duration::from_secs(src.stats_interval_secs.max(1));
-    let mut stats_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut scratch = engine.scratch();
     let started = Instant::now();
-    let mut messages = 0u64;
-    let mut backoff = Duration::from_millis(100);
-    let mut stop: Option<String> = None;
     let log = Log::new("input");
+    let engine = pipeline.engine().clone();
+    let pool = pipeline.submitter();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(pipeline.in_flight());
+    // The delivery loop stops the consumer loop when it fails.
+    let halt = Arc::new(tokio::sync::Notify::new());
+    let stats = &mut pipeline.stats;
+    let mut messages = 0u64;
 
-    loop {
-        if let Some(f) = lock(&shared).failure.clone() {
-            stop = Some(f);
-            break;
-        }
-        tokio::select! {
-            _ = int.recv() => break,
-            _ = term.recv() => break,
-            _ = notified(&stop_on) => break,
-            _ = commit_tick.tick() => {
-                commit(&consumer, &shared, CommitMode::Async, &log);
+    let reader = async {
+        let mut commit_tick = tokio::time::interval(Duration::from_millis(src.commit_interval_ms));
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = Duration::from_secs(src.stats_interval_secs.max(1));
+        let mut stats_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let linger = Duration::from_millis(src.batch_linger_ms);
+        let mut backoff = Duration::from_millis(100);
+        let mut building: HashMap<Tp, (batch::MessageBatch, tokio::time::Instant)> = HashMap::new();
+        let (keys, headers) = (src.redact_keys, src.redact_headers);
+        let hand_over = |b: batch::MessageBatch| {
+            let (reply, result) = tokio::sync::oneshot::channel();
+            pool.submit(Box::new(move |e: &Engine, s: &mut Scratch| {
+                let _ = reply.send(batch::redact(e, s, b, keys, headers));
+            }));
+            result
+        };
+        let mut stop: Option<String> = None;
+        'read: loop {
+            if let Some(f) = lock(&shared).failure.clone() {
+                stop = Some(f);
+                break;
             }
-            _ = stats_tick.tick(), if src.stats_interval_secs > 0 => {
-                eprint!("{}", report(&consumer, &shared, messages, started.elapsed()));
-            }
-            m = consumer.recv() => match m {
-                Ok(msg) => {
-                    backoff = Duration::from_millis(100);
-                    messages += 1;
-                    let step = handle(
-                        &msg, &src, sink.as_ref(), writer.as_deref_mut(), engine, &mut scratch,
-                        &shared, stats,
-                    ).await;
-                    if let Err(e) = step {
-                        stop = Some(format!("{e:#}"));
-                        break;
+            let due = building.values().map(|(_, t)| *t).min();
+            tokio::select! {
+                _ = int.recv() => break,
+                _ = term.recv() => break,
+                _ = notified(&stop_on) => break,
+                _ = halt.notified() => break,
+                _ = commit_tick.tick() => {
+                    commit(&consumer, &shared, CommitMode::Async, &log);
+                }
+                _ = stats_tick.tick(), if src.stats_interval_secs > 0 => {
+                    eprint!("{}", report(&consumer, &shared, messages, started.elapsed()));
+                }
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    let ready: Vec<Tp> = building
+                        .iter()
+                        .filter(|(_, (_, t))| *t <= now)
+                        .map(|(tp, _)| tp.clone())
+                        .collect();
+                    for tp in ready {
+                        let (b, _) = building.remove(&tp).expect("listed above");
+                        if tx.send(hand_over(b)).await.is_err() {
+                            break 'read;
+                        }
                     }
                 }
-                Err(e) => {
-                    log.say("recv", &format!("{e}; retrying in {} ms", backoff.as_millis()));
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                m = consumer.recv() => match m {
+                    Ok(msg) => {
+                        backoff = Duration::from_millis(100);
+                        messages += 1;
+                        let tp: Tp = (msg.topic().to_string(), msg.partition());
+                        let (fresh, carry) = track(&shared, &tp, msg.offset());
+                        if fresh {
+                            // The partition is new to us (first assignment, or back after a
+                            // revoke): what was gathered for it before belongs to the old
+                            // assignment and goes out first.
+                            if let Some((b, _)) = building.remove(&tp) {
+                                if tx.send(hand_over(b)).await.is_err() {
+                                    break 'read;
+                                }
+                            }
+                        }
+                        let (b, _) = building.entry(tp.clone()).or_insert_with(|| {
+                            let b = batch::MessageBatch { carry, ..Default::default() };
+                            (b, tokio::time::Instant::now() + linger)
+                        });
+                        let after = gather(&msg, &src, &engine, b, carry);
+                        if let Some(p) = lock(&shared).parts.get_mut(&tp) {
+                            p.key_from = match (p.carry.in_key, after.in_key) {
+                                (_, false) => None,
+                                (false, true) => Some(msg.offset()),
+                                (true, true) => p.key_from,
+                            };
+                            p.carry = after;
+                        }
+                        if b.len() >= src.batch_records || b.data.len() >= src.batch_bytes {
+                            let (b, _) = building.remove(&tp).expect("gathered above");
+                            if tx.send(hand_over(b)).await.is_err() {
+                                break 'read;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        log.say("recv", &format!("{e}; retrying in {} ms", backoff.as_millis()));
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
                 }
             }
         }
-    }
+        // Stop reading; what was gathered is still redacted and delivered.
+        for (_, (b, _)) in building.drain() {
+            if tx.send(hand_over(b)).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        stop
+    };
+
+    let deliver = async {
+        let r = deliver(&mut rx, sink.as_ref(), writer, &shared, stats).await;
+        if r.is_err() {
+            halt.notify_one();
+            // Nothing more is taken: a reader waiting to hand over a batch sees the channel
+            // closed and stops.
+            rx.close();
+        }
+        r
+    };
+    let (read_stop, delivered) = tokio::join!(reader, deliver);
+    let mut stop = match delivered {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(()) => read_stop,
+    };
 
     // Stop: no more reads; wait for what is in flight, commit what was delivered.
     if let Some(s) = &sink {
@@ -524,9 +604,6 @@ pub async fn run(
             }
         }
     }
-    if let Some(w) = writer {
-        let _ = w.flush().await;
-    }
     if stop.is_none() {
         stop = lock(&shared).failure.clone();
     }
@@ -537,6 +614,155 @@ pub async fn run(
         Some(e) => Err(anyhow!("{e}")),
         None => Ok(report),
     }
+}
+
+/// Registers a message read: in flight until its delivery. Returns whether the partition is
+/// new to this run (first seen, or assigned again after a revoke) and its private-key state.
+fn track(shared: &SharedRef, tp: &Tp, offset: i64) -> (bool, Carry) {
+    let mut s = lock(shared);
+    let fresh = !s.parts.contains_key(tp);
+    let p = s.parts.entry(tp.clone()).or_insert_with(|| Part {
+        committed: offset,
+        ..Part::default()
+    });
+    p.in_flight.insert(offset);
+    p.next = offset + 1;
+    (fresh, p.carry)
+}
+
+/// Adds a message to its partition's batch; returns the private-key state after it.
+fn gather(
+    msg: &BorrowedMessage<'_>,
+    src: &KafkaSourceConfig,
+    engine: &Engine,
+    b: &mut batch::MessageBatch,
+    carry: Carry,
+) -> Carry {
+    let origin = batch::Origin {
+        topic: msg.topic().to_string(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        ts_ms: msg.timestamp().to_millis(),
+    };
+    let tombstone = msg.payload().is_none();
+    let value = msg.payload().unwrap_or(&[]);
+    let key = msg.key().map(Bytes::copy_from_slice);
+    // rdkafka panics on a header name that is not UTF-8: such a record fails closed.
+    let headers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        msg.headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice)))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    }));
+    let withheld = if value.len() > src.max_message_bytes {
+        Some(format!(
+            "oversized: {} bytes > max_message_bytes {}",
+            value.len(),
+            src.max_message_bytes
+        ))
+    } else if headers.is_err() {
+        Some("redaction failure".to_string())
+    } else {
+        None
+    };
+    let headers = headers.unwrap_or_default();
+    if withheld.is_some() {
+        b.push(origin, None, tombstone, key, headers, withheld);
+        return carry;
+    }
+    let start = b.data.len();
+    b.push(origin, Some(value), tombstone, key, headers, None);
+    if engine.matcher().tracks_multiline() {
+        multiline::walk(carry, &b.data[start..], |_| {})
+    } else {
+        carry
+    }
+}
+
+/// The delivery loop: results in reading order, every message to the sink. Deliveries to
+/// stdout or a file are acknowledged once flushed; to Kafka, by the producer's delivery
+/// report.
+async fn deliver(
+    rx: &mut tokio::sync::mpsc::Receiver<Pending>,
+    sink: Option<&Sink>,
+    mut writer: Option<&mut sink::Writer>,
+    shared: &SharedRef,
+    stats: &mut Stats,
+) -> Result<()> {
+    let mut unflushed: Vec<batch::Origin> = Vec::new();
+    while let Some(pending) = rx.recv().await {
+        let Ok(b) = pending.await else {
+            bail!("kafka: a redaction worker failed; its batch was not forwarded and its offsets stay uncommitted");
+        };
+        for r in &b.results {
+            stats.add_batch(r, false);
+        }
+        for m in b.messages {
+            let where_ = At(&m.origin.topic, m.origin.partition, m.origin.offset);
+            if let Some(reason) = &m.withheld {
+                unredactable(&m.origin, reason, &where_, sink, shared).await?;
+                continue;
+            }
+            if let Some(sink) = sink {
+                let mut rec = BaseRecord::with_opaque_to(&sink.topic, Box::new(m.origin.clone()));
+                if !m.tombstone {
+                    rec = rec.payload(&m.value[..]);
+                }
+                if let Some(k) = &m.key {
+                    rec = rec.key(&k[..]);
+                }
+                if let Some(ts) = m.origin.ts_ms {
+                    rec = rec.timestamp(ts);
+                }
+                if !m.headers.is_empty() {
+                    let mut owned = OwnedHeaders::new_with_capacity(m.headers.len());
+                    for (name, v) in &m.headers {
+                        owned = owned.insert(Header {
+                            key: name,
+                            value: v.as_deref(),
+                        });
+                    }
+                    rec = rec.headers(owned);
+                }
+                if sink.cfg.partitioning == Partitioning::Input {
+                    rec = rec.partition(m.origin.partition % sink.partitions.max(1));
+                }
+                send(&sink.producer, rec, &where_, shared).await?;
+            } else if let Some(w) = writer.as_deref_mut() {
+                w.write_all(&m.value).await?;
+                if !m.value.ends_with(b"\n") {
+                    w.write_all(b"\n").await?;
+                }
+                unflushed.push(m.origin);
+            }
+        }
+        // Nothing else is ready: flush now, so that a trickle of records is not held back,
+        // and acknowledge what the flush delivered.
+        if rx.is_empty() {
+            flush_acks(writer.as_deref_mut(), &mut unflushed, shared).await?;
+        }
+    }
+    flush_acks(writer, &mut unflushed, shared).await
+}
+
+async fn flush_acks(
+    writer: Option<&mut sink::Writer>,
+    unflushed: &mut Vec<batch::Origin>,
+    shared: &SharedRef,
+) -> Result<()> {
+    if let Some(w) = writer {
+        if !unflushed.is_empty() {
+            w.flush().await?;
+            let mut s = lock(shared);
+            for o in unflushed.drain(..) {
+                s.done(&(o.topic, o.partition), o.offset, o.ts_ms);
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn notified(n: &Option<Arc<tokio::sync::Notify>>) {
@@ -578,195 +804,6 @@ fn commit(consumer: &StreamConsumer<ConsCtx>, shared: &SharedRef, mode: CommitMo
     }
 }
 
-/// Redacts one record's value (as one record, whatever newlines it holds), starting in the
-/// partition's private-key state. Returns the output (the value itself when nothing was
-/// found) and the state after it.
-fn redact_value<'a>(
-    engine: &Engine,
-    value: &'a [u8],
-    carry: Carry,
-    scratch: &mut Scratch,
-) -> (Cow<'a, [u8]>, Carry, Redacted) {
-    // The engine works on newline-ended records; the added newline is taken off again.
-    let mut buf = Vec::with_capacity(value.len() + 1);
-    buf.extend_from_slice(value);
-    let added = !value.ends_with(b"\n");
-    if added {
-        buf.push(b'\n');
-    }
-    let batch = Bytes::from(buf);
-    let after = if engine.matcher().tracks_multiline() {
-        multiline::walk(carry, &batch, |_| {})
-    } else {
-        carry
-    };
-    let r = engine.redact_from(&Batch::whole(batch), carry, scratch, true);
-    if r.findings.is_empty() {
-        return (Cow::Borrowed(value), after, r);
-    }
-    let mut out = r.chunks.concat();
-    if added {
-        out.pop();
-    }
-    (Cow::Owned(out), after, r)
-}
-
-/// Redacts a key or header value (no cross-record state).
-fn redact_small<'a>(
-    engine: &Engine,
-    v: &'a [u8],
-    scratch: &mut Scratch,
-    stats: &mut Stats,
-) -> Cow<'a, [u8]> {
-    let (out, _, r) = redact_value(engine, v, Carry::default(), scratch);
-    stats.add_batch(&r, false);
-    out
-}
-
-/// Redacts a header value seen as `name: value`, so that the field-name rules apply to the
-/// header's name (`authorization`, `x-api-key`, `cookie`, ...).
-fn redact_header<'a>(
-    engine: &Engine,
-    name: &str,
-    v: &'a [u8],
-    scratch: &mut Scratch,
-    stats: &mut Stats,
-) -> Cow<'a, [u8]> {
-    let mut line = Vec::with_capacity(name.len() + 2 + v.len());
-    line.extend_from_slice(name.as_bytes());
-    line.extend_from_slice(b": ");
-    line.extend_from_slice(v);
-    let prefix = name.len() + 2;
-    match redact_small(engine, &line, scratch, stats) {
-        Cow::Borrowed(_) => Cow::Borrowed(v),
-        Cow::Owned(out) if out.starts_with(&line[..prefix]) => Cow::Owned(out[prefix..].to_vec()),
-        // A finding reached into the name: redact the value alone.
-        Cow::Owned(_) => redact_small(engine, v, scratch, stats),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    msg: &BorrowedMessage<'_>,
-    src: &KafkaSourceConfig,
-    sink: Option<&Sink>,
-    writer: Option<&mut sink::Writer>,
-    engine: &Engine,
-    scratch: &mut Scratch,
-    shared: &SharedRef,
-    stats: &mut Stats,
-) -> Result<()> {
-    let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-    let ts_ms = msg.timestamp().to_millis();
-    // A null value (a tombstone) stays null.
-    let tombstone = msg.payload().is_none();
-    let value = msg.payload().unwrap_or(&[]);
-    // One key per record, reused for every lookup and moved into the delivery's origin.
-    let tp: Tp = (topic.to_string(), partition);
-    let carry = {
-        let mut s = lock(shared);
-        if !s.parts.contains_key(&tp) {
-            let part = Part {
-                committed: offset,
-                ..Part::default()
-            };
-            s.parts.insert(tp.clone(), part);
-        }
-        let p = s.parts.get_mut(&tp).expect("inserted above");
-        p.in_flight.insert(offset);
-        p.next = offset + 1;
-        p.carry
-    };
-    let where_ = &At(topic, partition, offset);
-    if value.len() > src.max_message_bytes {
-        let reason = format!(
-            "oversized: {} bytes > max_message_bytes {}",
-            value.len(),
-            src.max_message_bytes
-        );
-        return unredactable(msg, &reason, where_, sink, shared).await;
-    }
-    // Value, key and headers: a panic anywhere in here (the engine, or rdkafka on a header
-    // name that is not UTF-8) fails this record closed instead of the process.
-    let redacted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let (out, after, r) = redact_value(engine, value, carry, scratch);
-        stats.add_batch(&r, false);
-        let key = match msg.key() {
-            Some(k) if src.redact_keys && !k.is_empty() => {
-                Some(redact_small(engine, k, scratch, stats))
-            }
-            Some(k) => Some(Cow::Borrowed(k)),
-            None => None,
-        };
-        let headers = msg.headers().map(|hs| {
-            let mut owned = OwnedHeaders::new_with_capacity(hs.count());
-            for h in hs.iter() {
-                let v = match h.value {
-                    Some(v) if src.redact_headers && !v.is_empty() => {
-                        Some(redact_header(engine, h.key, v, scratch, stats))
-                    }
-                    Some(v) => Some(Cow::Borrowed(v)),
-                    None => None,
-                };
-                owned = owned.insert(Header {
-                    key: h.key,
-                    value: v.as_deref(),
-                });
-            }
-            owned
-        });
-        (out, after, key, headers)
-    }));
-    let (out, after, key, headers) = match redacted {
-        Ok(x) => x,
-        Err(_) => {
-            *scratch = engine.scratch();
-            return unredactable(msg, "redaction failure", where_, sink, shared).await;
-        }
-    };
-    if let Some(p) = lock(shared).parts.get_mut(&tp) {
-        p.key_from = match (p.carry.in_key, after.in_key) {
-            (_, false) => None,
-            (false, true) => Some(offset),
-            (true, true) => p.key_from,
-        };
-        p.carry = after;
-    }
-    let origin = Origin {
-        topic: tp.0,
-        partition,
-        offset,
-        ts_ms,
-    };
-    if let Some(sink) = sink {
-        let mut rec = BaseRecord::with_opaque_to(&sink.topic, Box::new(origin));
-        if !tombstone {
-            rec = rec.payload(&out[..]);
-        }
-        if let Some(k) = &key {
-            rec = rec.key(&k[..]);
-        }
-        if let Some(ts) = ts_ms {
-            rec = rec.timestamp(ts);
-        }
-        if let Some(h) = headers {
-            rec = rec.headers(h);
-        }
-        if sink.cfg.partitioning == Partitioning::Input {
-            rec = rec.partition(partition % sink.partitions.max(1));
-        }
-        send(&sink.producer, rec, where_, shared).await?;
-    } else if let Some(w) = writer {
-        w.write_all(&out).await?;
-        if !out.ends_with(b"\n") {
-            w.write_all(b"\n").await?;
-        }
-        w.flush().await?;
-        lock(shared).done(&(origin.topic, partition), offset, ts_ms);
-    }
-    Ok(())
-}
-
 /// Where a record came from, for messages: `topic/partition offset N` (formatted only when
 /// shown).
 struct At<'a>(&'a str, i32, i64);
@@ -780,7 +817,7 @@ impl std::fmt::Display for At<'_> {
 /// Hands a record to the producer, waiting while its queue is full.
 async fn send(
     producer: &KafkaProducer,
-    mut rec: BaseRecord<'_, [u8], [u8], Box<Origin>>,
+    mut rec: BaseRecord<'_, [u8], [u8], Box<batch::Origin>>,
     where_: &At<'_>,
     shared: &SharedRef,
 ) -> Result<()> {
@@ -802,7 +839,7 @@ async fn send(
 
 /// A record that cannot be redacted: a placeholder to the dead-letter topic, or stop.
 async fn unredactable(
-    msg: &BorrowedMessage<'_>,
+    origin: &batch::Origin,
     reason: &str,
     where_: &At<'_>,
     sink: Option<&Sink>,
@@ -822,8 +859,8 @@ async fn unredactable(
         );
     };
     let placeholder = format!("[logveil: record withheld: {reason}]");
-    let offset = msg.offset().to_string();
-    let partition = msg.partition().to_string();
+    let offset = origin.offset.to_string();
+    let partition = origin.partition.to_string();
     let headers = OwnedHeaders::new()
         .insert(Header {
             key: REASON_HEADER,
@@ -831,7 +868,7 @@ async fn unredactable(
         })
         .insert(Header {
             key: "logveil-source-topic",
-            value: Some(msg.topic()),
+            value: Some(&origin.topic),
         })
         .insert(Header {
             key: "logveil-source-partition",
@@ -841,16 +878,10 @@ async fn unredactable(
             key: "logveil-source-offset",
             value: Some(&offset),
         });
-    let origin = Origin {
-        topic: msg.topic().to_string(),
-        partition: msg.partition(),
-        offset: msg.offset(),
-        ts_ms: msg.timestamp().to_millis(),
-    };
-    let mut rec = BaseRecord::<[u8], [u8], _>::with_opaque_to(dlq, Box::new(origin))
+    let mut rec = BaseRecord::<[u8], [u8], _>::with_opaque_to(dlq, Box::new(origin.clone()))
         .payload(placeholder.as_bytes())
         .headers(headers);
-    if let Some(ts) = msg.timestamp().to_millis() {
+    if let Some(ts) = origin.ts_ms {
         rec = rec.timestamp(ts);
     }
     send(&sink.producer, rec, where_, shared).await?;

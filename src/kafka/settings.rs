@@ -48,6 +48,14 @@ pub struct KafkaSourceConfig {
     /// Print the Kafka statistics (records/s, latency, lag per partition) to stderr this often;
     /// 0: only at exit, with `--stats`.
     pub stats_interval_secs: u64,
+    /// Messages are redacted in batches of one partition's messages, on the worker pool
+    /// (`--threads`): a batch is handed over when it holds this many messages...
+    pub batch_records: usize,
+    /// ... or this many bytes of values...
+    pub batch_bytes: usize,
+    /// ... or its first message has waited this long, in milliseconds (the latency a quiet
+    /// topic pays for batching).
+    pub batch_linger_ms: u64,
     /// Any librdkafka consumer property (`security.protocol`, `ssl.*`, `sasl.*`, ...).
     pub properties: BTreeMap<String, String>,
 }
@@ -64,6 +72,9 @@ impl Default for KafkaSourceConfig {
             commit_interval_ms: 1000,
             startup_timeout_secs: 30,
             stats_interval_secs: 0,
+            batch_records: 1000,
+            batch_bytes: 1 << 20,
+            batch_linger_ms: 5,
             properties: BTreeMap::new(),
         }
     }
@@ -228,6 +239,9 @@ pub fn source_from(arg: &str, base: Option<&KafkaSourceConfig>) -> Result<KafkaS
             "commit_interval_ms" => c.commit_interval_ms = parse_num(&k, &v)?,
             "startup_timeout_secs" => c.startup_timeout_secs = parse_num(&k, &v)?,
             "stats_interval_secs" => c.stats_interval_secs = parse_num(&k, &v)?,
+            "batch_records" => c.batch_records = parse_num(&k, &v)?,
+            "batch_bytes" => c.batch_bytes = parse_num(&k, &v)?,
+            "batch_linger_ms" => c.batch_linger_ms = parse_num(&k, &v)?,
             _ => {
                 c.properties.insert(k, v);
             }
@@ -273,6 +287,19 @@ pub fn source_from(arg: &str, base: Option<&KafkaSourceConfig>) -> Result<KafkaS
         0,
         86_400,
     )?;
+    within(
+        "kafka input: batch_records",
+        c.batch_records as u64,
+        1,
+        100_000,
+    )?;
+    within(
+        "kafka input: batch_bytes",
+        c.batch_bytes as u64,
+        1,
+        256 << 20,
+    )?;
+    within("kafka input: batch_linger_ms", c.batch_linger_ms, 0, 10_000)?;
     Ok(c)
 }
 
