@@ -113,19 +113,21 @@ pub(crate) struct RedactedBatch {
 pub(crate) fn redact(
     engine: &Engine,
     scratch: &mut Scratch,
-    batch: MessageBatch,
+    mut batch: MessageBatch,
     keys: bool,
     headers: bool,
 ) -> RedactedBatch {
+    // The buffer becomes the batch's `Bytes` once (no copy): unchanged values go out as
+    // slices of it.
+    let data = Bytes::from(std::mem::take(&mut batch.data));
     let whole = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        redact_batch(engine, scratch, &batch, keys, headers)
+        redact_batch(engine, scratch, &data, &batch, keys, headers)
     }));
     if let Ok(r) = whole {
         return r;
     }
     *scratch = engine.scratch();
     // One message at a time, each in the state its predecessors left.
-    let data = Bytes::from(batch.data);
     let mut out = RedactedBatch::default();
     let mut carry = batch.carry;
     for m in batch.messages {
@@ -177,15 +179,15 @@ fn walk(engine: &Engine, carry: Carry, line: &[u8]) -> Carry {
 fn redact_batch(
     engine: &Engine,
     scratch: &mut Scratch,
+    data: &Bytes,
     batch: &MessageBatch,
     keys: bool,
     headers: bool,
 ) -> RedactedBatch {
-    let data = Bytes::copy_from_slice(&batch.data);
     let r = engine.redact_from(&Batch::whole(data.clone()), batch.carry, scratch, true);
     let spans: Vec<Range<usize>> = batch.messages.iter().map(|m| m.span.clone()).collect();
     let mut results = Vec::new();
-    let values = match cut(&data, &r, &spans) {
+    let values = match cut(data, &r, &spans) {
         Some(v) => {
             results.push(r);
             v
@@ -238,7 +240,7 @@ fn redact_one(
     results: &mut Vec<Redacted>,
 ) -> Bytes {
     let r = engine.redact_from(&Batch::whole(line.clone()), carry, scratch, true);
-    let value = if r.findings.is_empty() && r.edits.is_empty() {
+    let value = if r.edits.is_empty() {
         line.slice(..line.len() - usize::from(added))
     } else {
         let mut out = r.chunks.concat();
@@ -397,10 +399,9 @@ fn redact_headers(
     for ((i, j), (line, r)) in at.into_iter().zip(lines.iter().zip(red)) {
         let (name, v) = &mut out[i][j];
         let prefix = name.len() + 2;
-        let value = if r.len() >= prefix && r[..prefix] == line[..prefix] {
-            if r.len() - prefix == line.len() - prefix && r[prefix..] == line[prefix..] {
-                continue; // unchanged: keep the original
-            }
+        let value = if r[..] == line[..] {
+            continue; // unchanged: keep the original
+        } else if r.starts_with(&line[..prefix]) {
             r.slice(prefix..)
         } else {
             // A finding reached into the name: redact the value alone.
@@ -531,6 +532,74 @@ mod tests {
             .starts_with(b"[REDACTED:pem-private-key:"));
         assert_eq!(&out.messages[7].value[..], b"after the key");
         assert_eq!(&out.messages[1].value[..], b"plain line\n");
+    }
+
+    /// The same on inputs not written for this test: corpus lines, and hostile bytes
+    /// (newlines, NUL, invalid UTF-8, marker fragments) cut at random places.
+    #[test]
+    fn batches_of_corpus_and_hostile_values_match_one_call_per_message() {
+        let e = engine();
+        let (corpus, _) = crate::corpus::generate_vec(256 << 10, 5, 0.2);
+        let lines: Vec<&[u8]> = corpus.split(|&b| b == b'\n').collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let alphabet: &[&[u8]] = &[
+            b"\n",
+            b"\0",
+            b"\xff",
+            b"=",
+            b"password=",
+            b"[REDACTED:",
+            b"]",
+            b" ",
+            b"-----BEGIN RSA PRIVATE KEY-----",
+            b"ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+            b"\"",
+            b"{",
+            b"Hk7rT2mQ9xZa",
+        ];
+        let mut s = e.scratch();
+        for round in 0..150 {
+            let mut values: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..(1 + next() % 12) {
+                let v = if next() % 3 == 0 {
+                    (0..next() % 10)
+                        .flat_map(|_| alphabet[(next() % alphabet.len() as u64) as usize].to_vec())
+                        .collect()
+                } else {
+                    lines[(next() % lines.len() as u64) as usize].to_vec()
+                };
+                values.push(v);
+            }
+            let mut b = MessageBatch::default();
+            for (i, v) in values.iter().enumerate() {
+                b.push(origin(i as i64), Some(v), false, None, Vec::new(), None);
+            }
+            let out = redact(&e, &mut s, b, true, true);
+            let mut carry = Carry::default();
+            for (i, (v, m)) in values.iter().zip(&out.messages).enumerate() {
+                let mut line = v.clone();
+                let added = !v.ends_with(b"\n");
+                if added {
+                    line.push(b'\n');
+                }
+                let line = Bytes::from(line);
+                let want = redact_one(&e, &mut s, &line, added, carry, &mut Vec::new());
+                carry = walk(&e, carry, &line);
+                // A failure shows the first 4 characters of the expected output, never a value.
+                assert!(
+                    m.value == want,
+                    "round {round} message {i}: batched output differs (expected starts '{}')",
+                    crate::rules::preview(&String::from_utf8_lossy(&want))
+                );
+            }
+        }
     }
 
     #[test]
