@@ -11,16 +11,20 @@
 //! Environment: `LOGVEIL_BENCH_RECORDS` (default 50000: the mock cluster keeps only about
 //! 13 MB per partition set, and drops older records beyond that).
 
+#[path = "../tests/support/tansu.rs"]
+mod tansu;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logveil::config::PipelineConfig;
 use logveil::engine::{Engine, Matcher};
 use logveil::fingerprint::{Key, Keyring, Template};
-use logveil::kafka::settings::{KafkaSinkConfig, KafkaSourceConfig};
-use logveil::kafka::{self, tansu, KafkaOutput};
 use logveil::pipeline::Pipeline;
 use logveil::rules::RuleSet;
+use logveil::sinks::kafka::config::KafkaSinkConfig;
+use logveil::sinks::kafka::KafkaSink;
+use logveil::sources::kafka::config::KafkaSourceConfig;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -126,12 +130,12 @@ fn pass(
             .expect("runtime");
         let mut pipeline = Pipeline::new(engine, threads, PipelineConfig::default());
         let report = rt
-            .block_on(kafka::run(
-                src,
-                KafkaOutput::Kafka(sink),
-                &mut pipeline,
-                Some(stop2),
-            ))
+            .block_on(async {
+                let mut sink = tokio::task::spawn_blocking(move || KafkaSink::open(sink))
+                    .await
+                    .expect("open")?;
+                logveil::sources::kafka::run(src, &mut sink, &mut pipeline, Some(stop2)).await
+            })
             .expect("kafka pipeline");
         eprint!("{report}");
     });

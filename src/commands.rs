@@ -6,18 +6,19 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use tokio::io::AsyncWriteExt;
 
+use crate::check::check_rule;
 use crate::cli::{
     CommonArgs, CorpusArgs, FingerprintArgs, RulesArgs, RulesCommand, RunArgs, ScanArgs,
 };
 use crate::config::{self, Overrides, Settings};
 use crate::engine::{Engine, Matcher};
-use crate::kafka;
-use crate::pipeline::{Flow, Pipeline};
-use crate::rules::{check_rule, preview, Prefilter};
-use crate::sink::{self, OutputSpec};
-use crate::source::{self, InputSpec};
+use crate::pipeline::{Flow, Pipeline, Sink};
+use crate::rules::Prefilter;
+use crate::sinks::{Output, OutputSpec};
+use crate::sources::file::{self as source, InputSpec};
+use crate::sources::kafka::config::KafkaSourceConfig;
+use crate::text::preview;
 
 fn overrides(common: &CommonArgs, threads: Option<usize>, template: Option<String>) -> Overrides {
     Overrides {
@@ -44,7 +45,7 @@ fn build_engine(s: &Settings, ov: &Overrides) -> Result<Engine> {
     if keyring.is_ephemeral() {
         eprintln!(
             "logveil: warning: no key configured ({}, --key-file or [[keys]]); using a random key for this run: fingerprints will not match other runs",
-            config::KEY_ENV
+            crate::fingerprint::KEY_ENV
         );
     }
     Ok(Engine::new(
@@ -83,89 +84,42 @@ fn rule_ids(p: &Pipeline) -> Vec<&str> {
         .collect()
 }
 
-/// `logveil run`.
+/// `logveil run`: every source (files and stdin, or one Kafka input) into every sink
+/// (stdout, a file, a directory, a Kafka topic), through one pipeline.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let (s, ov) = settings(&args.common, args.threads, args.template.clone())?;
-    if args.inputs.iter().any(|a| kafka::settings::is_kafka_url(a)) {
-        return run_kafka(&args, &s, &ov);
-    }
-    let kafka_out = kafka_sink(args.output.as_deref(), &s)?;
-    let inputs = input_specs(&args.inputs)?;
-    let output = match kafka_out {
-        Some(_) => OutputSpec::Stdout,
-        None => OutputSpec::parse(args.output.as_deref()),
-    };
-    if kafka_out.is_none() {
-        output.check(&inputs)?;
+    let source = source_of(&args.inputs, &s)?;
+    let output = OutputSpec::parse(args.output.as_deref());
+    if let Source::Files(inputs) = &source {
+        output.check(inputs)?;
     }
     let engine = build_engine(&s, &ov)?;
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     let rt = runtime()?;
+    let mut kafka_report: Option<String> = None;
     let result = rt.block_on(async {
-        pipeline.stop_on(crate::signals::install()?);
-        let buffer = s.config.pipeline.read_buffer_bytes;
-        let mut shared: Option<sink::Writer> = match (&output, &kafka_out) {
-            (_, Some(cfg)) => {
-                let cfg = cfg.clone();
-                let lines =
-                    tokio::task::spawn_blocking(move || kafka::lines::KafkaLines::open(&cfg))
-                        .await??;
-                Some(Box::new(lines))
+        match source {
+            Source::Kafka(src) => {
+                let mut sink = Output::open(&output, s.config.sink.kafka.as_ref()).await?;
+                kafka_report = Some(run_kafka(*src, &mut sink, &mut pipeline).await?);
+                Ok(())
             }
-            (OutputSpec::Stdout, None) => Some(sink::stdout()),
-            (OutputSpec::File(p), None) => {
-                Some(sink::create_file(p, sink::compression_for_name(p)).await?)
-            }
-            (OutputSpec::Dir(_), None) => None,
-        };
-        let mut outcome: Result<Flow> = Ok(Flow::Done);
-        for input in &inputs {
-            // A stop that came between two inputs: the next one is not opened (nor its
-            // output created).
-            if pipeline.stop_requested() {
-                outcome = Ok(Flow::Stopped);
-                break;
-            }
-            let opened = match source::open(input, buffer, pipeline.stop_signal()).await {
-                Ok(o) => o,
-                Err(e) => {
-                    outcome = Err(e);
-                    break;
-                }
-            };
-            let step = match (&output, shared.as_mut()) {
-                (OutputSpec::Dir(dir), _) => {
-                    let InputSpec::File(path) = input else {
-                        unreachable!("checked: no stdin with -o DIR")
-                    };
-                    let out_path = sink::path_in_dir(dir, path)?;
-                    let mut w = sink::create_file(&out_path, opened.compression).await?;
-                    let r = pipeline.process(opened, &input.name(), Some(&mut w)).await;
-                    finish(&mut w, r, &out_path.display().to_string()).await
-                }
-                (_, Some(w)) => pipeline.process(opened, &input.name(), Some(w)).await,
-                (_, None) => unreachable!("stdout or file output is open"),
-            };
-            match step {
-                Ok(Flow::Done) => {}
-                other => {
-                    outcome = other;
-                    break;
-                }
+            Source::Files(inputs) => {
+                pipeline.stop_on(crate::signals::install()?);
+                let mut sink = Output::open(&output, s.config.sink.kafka.as_ref()).await?;
+                let r = run_files(&inputs, &mut pipeline, &mut sink).await;
+                // Closed whatever happened, so that everything redacted reaches the output;
+                // the first error is the one reported.
+                let closed = sink.close().await;
+                r.and(closed)
             }
         }
-        if let Some(mut w) = shared {
-            let label = match (&output, &args.output) {
-                (_, Some(o)) if kafka::settings::is_kafka_url(o) => kafka::settings::redact_url(o),
-                (OutputSpec::File(p), _) => p.display().to_string(),
-                _ => "<stdout>".into(),
-            };
-            outcome = finish(&mut w, outcome, &label).await;
-        }
-        outcome
     });
     if args.stats {
         eprint!("{}", pipeline.stats.report(&rule_ids(&pipeline)));
+        if let Some(k) = &kafka_report {
+            eprint!("{k}");
+        }
     }
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -174,92 +128,58 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The Kafka sink settings when `-o` is a `kafka://` URL.
-fn kafka_sink(
-    output: Option<&str>,
-    s: &Settings,
-) -> Result<Option<kafka::settings::KafkaSinkConfig>> {
-    match output {
-        Some(o) if kafka::settings::is_kafka_url(o) => Ok(Some(kafka::settings::sink_from(
-            o,
-            s.config.sink.kafka.as_ref(),
-        )?)),
-        _ => Ok(None),
-    }
+/// What `run` and `scan` read.
+enum Source {
+    /// Files and stdin, in order.
+    Files(Vec<InputSpec>),
+    /// One Kafka input (several topics or a regex go in its URL).
+    Kafka(Box<KafkaSourceConfig>),
 }
 
-/// `logveil run kafka://...`: one Kafka input (several topics or a regex go in its URL), to a
-/// Kafka topic, stdout or a file; runs until SIGTERM/SIGINT.
-fn run_kafka(args: &RunArgs, s: &Settings, ov: &Overrides) -> Result<ExitCode> {
-    let [input] = args.inputs.as_slice() else {
+fn source_of(args: &[String], s: &Settings) -> Result<Source> {
+    if !args.iter().any(|a| crate::kafka::is_kafka_url(a)) {
+        return Ok(Source::Files(input_specs(args)?));
+    }
+    let [input] = args else {
         anyhow::bail!(
             "a kafka:// input must be the only input (name several topics in its URL: kafka://HOST:PORT/a,b or a regex ^logs-.*)"
         );
     };
-    let src = kafka::settings::source_from(input, s.config.source.kafka.as_ref())?;
-    let output = args.output.as_deref();
-    let sink_cfg = kafka_sink(output, s)?;
-    let spec = OutputSpec::parse(output);
-    if sink_cfg.is_none() {
-        if let OutputSpec::Dir(d) = &spec {
-            anyhow::bail!(
-                "-o {}: a kafka:// input goes to a kafka:// topic, stdout or a file, not a directory",
-                d.display()
-            );
-        }
-    }
-    let engine = build_engine(s, ov)?;
-    // The same worker pool as files and stdin: `--threads` redaction threads.
-    let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
-    let rt = runtime()?;
-    let result = rt.block_on(async {
-        match sink_cfg {
-            Some(cfg) => kafka::run(src, kafka::KafkaOutput::Kafka(cfg), &mut pipeline, None).await,
-            None => {
-                let mut w = match &spec {
-                    OutputSpec::File(p) => {
-                        sink::create_file(p, sink::compression_for_name(p)).await?
-                    }
-                    _ => sink::stdout(),
-                };
-                let r =
-                    kafka::run(src, kafka::KafkaOutput::Writer(&mut w), &mut pipeline, None).await;
-                let closed = w.shutdown().await;
-                let r = r?;
-                closed.context("output")?;
-                Ok(r)
-            }
-        }
-    });
-    if args.stats {
-        eprint!("{}", pipeline.stats.report(&rule_ids(&pipeline)));
-        if let Ok(k) = &result {
-            eprint!("{k}");
-        }
-    }
-    rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    result?;
-    Ok(ExitCode::SUCCESS)
+    let src = crate::sources::kafka::config::source_from(input, s.config.source.kafka.as_ref())?;
+    Ok(Source::Kafka(Box::new(src)))
 }
 
-/// Shuts an output down (flush, compression trailer) whatever happened before, so that
-/// everything already redacted reaches the file; keeps the first error.
-async fn finish(w: &mut sink::Writer, outcome: Result<Flow>, label: &str) -> Result<Flow> {
-    if outcome.as_ref().ok() == Some(&Flow::OutputClosed) {
-        return outcome;
-    }
-    let closed = match w.shutdown().await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            return outcome.map(|_| Flow::OutputClosed)
+/// Files and stdin, one after the other, into one sink.
+async fn run_files(inputs: &[InputSpec], pipeline: &mut Pipeline, sink: &mut Output) -> Result<()> {
+    let buffer = pipeline.read_buffer_bytes();
+    for input in inputs {
+        // A stop that came between two inputs: the next one is not opened (nor its output
+        // created).
+        if pipeline.stop_requested() {
+            break;
         }
-        Err(e) => Err(anyhow::anyhow!("output {label}: {e}")),
-    };
-    match (outcome, closed) {
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(e),
-        (Ok(f), Ok(())) => Ok(f),
+        let opened = source::open(input, buffer, pipeline.stop_signal()).await?;
+        match pipeline.process(opened, sink).await? {
+            Flow::Done => {}
+            Flow::OutputClosed | Flow::Stopped => break,
+        }
     }
+    Ok(())
+}
+
+/// A Kafka input until SIGTERM/SIGINT (its own handling: drain, commit, exit 0).
+#[cfg(feature = "kafka")]
+async fn run_kafka(
+    src: KafkaSourceConfig,
+    sink: &mut Output,
+    pipeline: &mut Pipeline,
+) -> Result<String> {
+    crate::sources::kafka::run(src, sink, pipeline, None).await
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn run_kafka(_: KafkaSourceConfig, _: &mut Output, _: &mut Pipeline) -> Result<String> {
+    anyhow::bail!("{}", crate::kafka::NOT_BUILT)
 }
 
 /// `logveil scan`: exit 1 if anything was found, 0 if clean.
@@ -271,24 +191,7 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         pipeline.stop_on(crate::signals::install()?);
-        for input in &inputs {
-            if pipeline.stop_requested() {
-                break;
-            }
-            let opened = source::open(
-                input,
-                s.config.pipeline.read_buffer_bytes,
-                pipeline.stop_signal(),
-            )
-            .await?;
-            let flow = pipeline
-                .process::<sink::Writer>(opened, &input.name(), None)
-                .await?;
-            if flow == Flow::Stopped {
-                break;
-            }
-        }
-        anyhow::Ok(())
+        run_files(&inputs, &mut pipeline, &mut Output::discard()).await
     })?;
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));

@@ -7,13 +7,11 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::fingerprint::{Key, KeySpec, Keyring, Template, DEFAULT_KEY_ID, DEFAULT_TEMPLATE};
+use crate::fingerprint::{
+    Key, KeySpec, Keyring, Template, DEFAULT_KEY_ID, DEFAULT_TEMPLATE, KEY_ENV, KEY_ID_ENV,
+};
 use crate::rules::{RuleSet, Selection};
-
-/// Environment variable holding the key (`hex:…`, `base64:…` or raw, at least 32 bytes).
-pub const KEY_ENV: &str = "LOGVEIL_KEY";
-/// Environment variable naming the id of the `LOGVEIL_KEY` / `--key-file` key.
-pub const KEY_ID_ENV: &str = "LOGVEIL_KEY_ID";
+use crate::text::{toml_error, within};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,10 +31,10 @@ pub struct Config {
     pub fields: FieldsConfig,
     /// `[source.kafka]`: defaults for `kafka://` inputs.
     #[serde(default)]
-    pub source: crate::kafka::settings::SourceSection,
+    pub source: crate::sources::kafka::config::SourceSection,
     /// `[sink.kafka]`: defaults for a `kafka://` output.
     #[serde(default)]
-    pub sink: crate::kafka::settings::SinkSection,
+    pub sink: crate::sinks::kafka::config::SinkSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -148,46 +146,8 @@ pub const MAX_BATCHES_PER_THREAD: usize = 64;
 /// thread × read size).
 pub const MAX_IN_FLIGHT_BYTES: u64 = 2 << 30;
 
-/// Fails with `NAME must be between LO and HI (got V)` unless `lo <= v <= hi`.
-pub fn within(name: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
-    if v < lo || v > hi {
-        bail!("{name} must be between {lo} and {hi} (got {v})");
-    }
-    Ok(())
-}
-
 fn check_threads(t: usize, name: &str) -> Result<()> {
     within(name, t as u64, 1, MAX_THREADS as u64)
-}
-
-/// A TOML error as one line, `origin: line L, column C: message`, without the quoted source
-/// line that `toml` prints (a misplaced key would be echoed to stderr) and with quoted values
-/// in the message cut to their first 4 characters.
-pub(crate) fn toml_error(e: &toml::de::Error, text: &str, origin: &str) -> anyhow::Error {
-    let mut msg = String::new();
-    let raw = e.message().replace('\n', " ");
-    let mut parts = raw.split('"');
-    if let Some(first) = parts.next() {
-        msg.push_str(first);
-    }
-    for (i, part) in parts.enumerate() {
-        msg.push('"');
-        // Odd pieces are inside quotes.
-        if i % 2 == 0 {
-            msg.push_str(&crate::rules::preview(part));
-        } else {
-            msg.push_str(part);
-        }
-    }
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            anyhow::anyhow!("{origin}: line {line}, column {col}: {}", msg.trim_end())
-        }
-        None => anyhow::anyhow!("{origin}: {}", msg.trim_end()),
-    }
 }
 
 /// Options given on the command line that override the config.
@@ -224,6 +184,7 @@ impl Settings {
         selection.disable.extend(ov.disable.iter().cloned());
         selection.enable.extend(ov.enable.iter().cloned());
         let rules = RuleSet::load(&dirs, &selection, config.fields.names.as_deref())?;
+        crate::check::check_custom(&rules)?;
         let template = Template::parse(
             ov.template
                 .as_deref()
@@ -242,7 +203,7 @@ impl Settings {
         // A batch is one read, or a piece of an over-long record with its context.
         let batch = p
             .read_buffer_bytes
-            .max(p.max_record_bytes + 2 * crate::framer::OVERLAP);
+            .max(p.max_record_bytes + 2 * crate::engine::OVERLAP);
         let in_flight = threads as u64 * p.batches_per_thread as u64 * batch as u64;
         if in_flight > MAX_IN_FLIGHT_BYTES {
             bail!(

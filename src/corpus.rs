@@ -30,21 +30,25 @@ pub struct CorpusConfig {
     pub secret_rate: f64,
 }
 
-/// SplitMix64: small, fast, and the same on every platform. Shared with [`crate::quality`].
-pub(crate) struct Rng(pub(crate) u64);
+/// SplitMix64: small, fast, and the same on every platform. Shared with the quality harness
+/// (`tests/support/quality.rs`).
+pub struct Rng(pub u64);
 
 impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    pub(crate) fn byte_from(&mut self, set: &[u8]) -> u8 {
+    /// One byte of `set`.
+    pub fn byte_from(&mut self, set: &[u8]) -> u8 {
         set[self.below(set.len() as u64) as usize]
     }
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
@@ -53,17 +57,21 @@ impl Rng {
     fn chance(&mut self, p: f64) -> bool {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
-    pub(crate) fn pick<'a, T: ?Sized>(&mut self, xs: &[&'a T]) -> &'a T {
+    /// One element of `xs`.
+    pub fn pick<'a, T: ?Sized>(&mut self, xs: &[&'a T]) -> &'a T {
         xs[self.below(xs.len() as u64) as usize]
     }
-    pub(crate) fn string(&mut self, alphabet: &[u8], len: usize) -> String {
+    /// `len` characters of `alphabet`.
+    pub fn string(&mut self, alphabet: &[u8], len: usize) -> String {
         (0..len).map(|_| self.byte_from(alphabet) as char).collect()
     }
 }
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-pub(crate) const HEX: &[u8] = b"0123456789abcdef";
-pub(crate) const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Lower-case hex digits.
+pub const HEX: &[u8] = b"0123456789abcdef";
+/// The standard base64 alphabet.
+pub const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const UPPER32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const PASS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%*-_.";
@@ -120,7 +128,8 @@ const MESSAGES: &[&str] = &[
 ];
 const LEVELS: &[&str] = &["INFO", "INFO", "INFO", "DEBUG", "DEBUG", "WARN", "ERROR"];
 
-pub(crate) fn uuid(r: &mut Rng) -> String {
+/// A random version-4-shaped UUID.
+pub fn uuid(r: &mut Rng) -> String {
     format!(
         "{}-{}-4{}-a{}-{}",
         r.string(HEX, 8),
@@ -148,7 +157,7 @@ fn ts(r: &mut Rng, line: u64) -> String {
 }
 
 /// Escapes text for a JSON string: quotes, backslashes, newlines and tabs.
-pub(crate) fn json_escape(s: &str) -> String {
+pub fn json_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {

@@ -19,6 +19,11 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// Minimum key length in bytes.
+/// Environment variable holding the key (`hex:…`, `base64:…` or raw, at least 32 bytes).
+pub const KEY_ENV: &str = "LOGVEIL_KEY";
+/// Environment variable naming the id of the `LOGVEIL_KEY` / `--key-file` key.
+pub const KEY_ID_ENV: &str = "LOGVEIL_KEY_ID";
+
 pub const MIN_KEY_LEN: usize = 32;
 /// Number of HMAC bytes kept in a fingerprint.
 pub const FINGERPRINT_BYTES: usize = 8;
@@ -125,7 +130,7 @@ impl Key {
             bail!(
                 "cannot read key file {}: no such file (a key file holds the key; the key itself goes in {} or a file, never in the setting)",
                 shown_setting(&path.to_string_lossy()),
-                crate::config::KEY_ENV
+                KEY_ENV
             );
         }
         check_key_file_permissions(path)?;
@@ -175,7 +180,7 @@ pub fn shown_setting(value: &str) -> String {
     } else {
         format!(
             "'{}' ({} characters, not shown in case it is a key)",
-            crate::rules::preview(value),
+            crate::text::preview(value),
             value.chars().count()
         )
     }

@@ -59,7 +59,7 @@ fn stderr(o: &Output) -> String {
 /// that fails because a secret leaked must not print that secret.
 fn masked(text: &str, secrets: &[&str]) -> String {
     secrets.iter().fold(text.to_string(), |t, s| {
-        t.replace(s, &logveil::rules::preview(s))
+        t.replace(s, &logveil::text::preview(s))
     })
 }
 

@@ -44,7 +44,7 @@ fn masked(text: &str) -> String {
             continue;
         }
         if run.len() >= 8 {
-            out.push_str(&logveil::rules::preview(&run));
+            out.push_str(&logveil::text::preview(&run));
         } else {
             out.push_str(&run);
         }

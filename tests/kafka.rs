@@ -9,7 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use logveil::kafka::tansu;
+#[path = "support/tansu.rs"]
+mod tansu;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -414,7 +415,7 @@ fn kafka_to_kafka_redacts_values_keys_headers_and_keeps_metadata() {
         assert!(
             r.text().starts_with("[REDACTED:pem-private-key:"),
             "{}",
-            logveil::rules::preview(&r.text())
+            logveil::text::preview(&r.text())
         );
     }
     assert_eq!(pem_out[3].text(), pem[3]);
@@ -899,7 +900,7 @@ fn kafka_stop_inside_a_private_key_resumes_at_its_begin_line_and_tombstones_stay
         assert!(
             !t.contains("MIIEow") && !t.contains("J5kL7m"),
             "key body leaked: {}",
-            logveil::rules::preview(&t)
+            logveil::text::preview(&t)
         );
     }
     assert_eq!(out[8].text(), "id=2 after");

@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use logveil::engine::Matcher;
-use logveil::quality::{negatives, positives, Sample};
 use logveil::rules::RuleSet;
 
+#[path = "support/quality.rs"]
+mod quality;
 #[path = "support/realistic.rs"]
 mod realistic;
+
+use quality::{negatives, positives, Sample};
 
 /// Share of the planted secret's bytes covered by findings.
 fn covered(m: &Matcher, scratch: &mut logveil::engine::Scratch, s: &Sample) -> bool {

@@ -14,12 +14,12 @@
 
 use base64::Engine as _;
 
-use crate::corpus::{json_escape, uuid, Rng, B64, HEX};
-use crate::engine::Matcher;
-use crate::rules::validators::{
+use logveil::corpus::{json_escape, uuid, Rng, B64, HEX};
+use logveil::engine::Matcher;
+use logveil::rules::validators::{
     base36, base62_6, bech32_hrp_expand, bech32_polymod, luhn, Validator, BECH32_CHARSET,
 };
-use crate::rules::Rule;
+use logveil::rules::Rule;
 
 /// One labeled line.
 #[derive(Debug, Clone)]

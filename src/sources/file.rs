@@ -1,5 +1,6 @@
-//! Inputs: stdin and files, plain, gzip or zstd, recognised by their magic bytes (not by the
-//! file name).
+//! The file source: files and stdin, plain, gzip or zstd, recognised by their magic bytes
+//! (not by the file name). Regular files are read by tokio; pipes, FIFOs and terminals
+//! (stdin, mostly) by a [`PipeReader`].
 
 use std::path::PathBuf;
 
@@ -7,20 +8,22 @@ use anyhow::{bail, Context, Result};
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
-use crate::pipe_reader::PipeReader;
+use super::pipe::PipeReader;
+use crate::compression::Compression;
+use crate::pipeline::{Input, InputInfo};
 use crate::signals::StopSignal;
-
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 
 /// An input as named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputSpec {
+    /// Standard input (`-`, or no input named).
     Stdin,
+    /// A file (or a FIFO) by path.
     File(PathBuf),
 }
 
 impl InputSpec {
+    /// An input argument: `-` is stdin, anything else a path.
     pub fn parse(arg: &str) -> InputSpec {
         if arg == "-" {
             InputSpec::Stdin
@@ -37,6 +40,18 @@ impl InputSpec {
         }
     }
 
+    /// What a sink is told of this input once opened.
+    pub fn info(&self, compression: Compression) -> InputInfo {
+        InputInfo {
+            name: self.name(),
+            path: match self {
+                InputSpec::Stdin => None,
+                InputSpec::File(p) => Some(p.clone()),
+            },
+            compression,
+        }
+    }
+
     /// Fails early (before any output) when a file does not exist or is not a file.
     pub fn check(&self) -> Result<()> {
         if let InputSpec::File(p) = self {
@@ -50,46 +65,10 @@ impl InputSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    pub fn detect(head: &[u8]) -> Compression {
-        if head.starts_with(GZIP_MAGIC) {
-            Compression::Gzip
-        } else if head.starts_with(ZSTD_MAGIC) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    /// True while `head` could still grow into a magic number.
-    fn undecided(head: &[u8]) -> bool {
-        Compression::detect(head) == Compression::None
-            && (GZIP_MAGIC.starts_with(head) || ZSTD_MAGIC.starts_with(head))
-    }
-}
-
-/// An opened input: a decompressed byte stream.
-pub struct Opened {
-    pub compression: Compression,
-    pub reader: Box<dyn AsyncRead + Send + Unpin>,
-    /// After a stop signal the stream itself ends at the next newline (a plain pipe, FIFO or
-    /// terminal read by [`PipeReader`]): the pipeline reads on to its end. Otherwise (regular
-    /// files, where stopping early takes nothing away, and compressed streams) the pipeline
-    /// stops at the next record boundary itself.
-    pub ends_on_stop: bool,
-}
-
 /// Opens an input and wraps it in the decompressor its first bytes call for. Regular files
 /// are read by tokio; pipes, FIFOs and terminals (stdin, mostly) by a [`PipeReader`] that
 /// never takes bytes out of the pipe that a stop signal would then lose.
-pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> Result<Opened> {
+pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> Result<Input> {
     let name = spec.name();
     let (reader, split) = match spec {
         InputSpec::Stdin => {
@@ -102,7 +81,7 @@ pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> 
             if file.metadata().is_ok_and(|m| m.file_type().is_file()) {
                 let raw: Box<dyn AsyncRead + Send + Unpin> =
                     Box::new(tokio::fs::File::from_std(file));
-                return sniff(raw, buffer, &name).await;
+                return sniff(raw, buffer, spec).await;
             }
             PipeReader::spawn(move || Ok(file), name.clone(), stop.clone())
         }
@@ -115,7 +94,7 @@ pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> 
                     .await
                     .with_context(|| format!("input {}: cannot open", p.display()))?;
                 let raw: Box<dyn AsyncRead + Send + Unpin> = Box::new(file);
-                return sniff(raw, buffer, &name).await;
+                return sniff(raw, buffer, spec).await;
             }
             let path = p.clone();
             PipeReader::spawn(
@@ -130,14 +109,14 @@ pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> 
     let mut waiting = stop;
     let mut opened = tokio::select! {
         biased;
-        opened = sniff(Box::new(reader), buffer, &name) => opened?,
-        _ = crate::signals::stopped(&mut waiting) => Opened {
-            compression: Compression::None,
+        opened = sniff(Box::new(reader), buffer, spec) => opened?,
+        _ = crate::signals::stopped(&mut waiting) => Input {
+            info: spec.info(Compression::None),
             reader: Box::new(tokio::io::empty()),
             ends_on_stop: false,
         },
     };
-    let plain = opened.compression == Compression::None;
+    let plain = opened.info.compression == Compression::None;
     split.store(plain, std::sync::atomic::Ordering::Release);
     opened.ends_on_stop = plain;
     Ok(opened)
@@ -148,8 +127,9 @@ pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> 
 async fn sniff(
     mut raw: Box<dyn AsyncRead + Send + Unpin>,
     buffer: usize,
-    name: &str,
-) -> Result<Opened> {
+    spec: &InputSpec,
+) -> Result<Input> {
+    let name = spec.name();
     let mut head = Vec::with_capacity(4);
     while Compression::undecided(&head) {
         let mut b = [0u8; 4];
@@ -178,8 +158,8 @@ async fn sniff(
             Box::new(d)
         }
     };
-    Ok(Opened {
-        compression,
+    Ok(Input {
+        info: spec.info(compression),
         reader,
         ends_on_stop: false,
     })
@@ -189,29 +169,15 @@ async fn sniff(
 mod tests {
     use super::*;
 
-    #[test]
-    fn detects_magic_bytes() {
-        assert_eq!(Compression::detect(b"\x1f\x8b\x08\x00"), Compression::Gzip);
-        assert_eq!(Compression::detect(b"\x28\xb5\x2f\xfd"), Compression::Zstd);
-        assert_eq!(Compression::detect(b"2026"), Compression::None);
-        assert_eq!(Compression::detect(b""), Compression::None);
-        assert!(Compression::undecided(b""));
-        assert!(Compression::undecided(b"\x1f"));
-        assert!(!Compression::undecided(b"\x1f\x8b"));
-        assert!(Compression::undecided(b"\x28\xb5"));
-        assert!(!Compression::undecided(b"a"));
-        assert!(!Compression::undecided(b"\x28x"));
-    }
-
     #[tokio::test]
     async fn sniffing_keeps_every_byte() {
         for input in [&b""[..], b"a", b"\x1fxyz plain", b"hello world\n"] {
             let raw: Box<dyn AsyncRead + Send + Unpin> = Box::new(input);
-            let mut o = sniff(raw, 4096, "t").await.unwrap();
+            let mut o = sniff(raw, 4096, &InputSpec::Stdin).await.unwrap();
             let mut out = Vec::new();
             o.reader.read_to_end(&mut out).await.unwrap();
             assert_eq!(out, input);
-            assert_eq!(o.compression, Compression::None);
+            assert_eq!(o.info.compression, Compression::None);
         }
     }
 }

@@ -1,30 +1,40 @@
-//! Outputs: stdout, a file, or a directory where each input gets an output of the same name
-//! (and the same compression).
+//! Sinks: where redacted records go. stdout, a file or a directory ([`file`]), a Kafka
+//! topic ([`kafka`]), or nothing (`scan`). Each implements [`crate::pipeline::Sink`]; every
+//! source works with every sink. [`Output`] is the one the command line chose.
+
+pub mod file;
+pub mod kafka;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
-use tokio::io::{AsyncWrite, BufWriter};
+use anyhow::{bail, Result};
+use bytes::Bytes;
 
-use crate::source::{Compression, InputSpec};
+use crate::pipeline::messages::OutMessage;
+use crate::pipeline::{Ack, Drain, InputInfo, Sink};
+use crate::sources::file::InputSpec;
+use file::{DirSink, Discard, FileId, WriterSink};
 
-/// Size of the write buffer in front of every output.
-pub const WRITE_BUFFER: usize = 1 << 20;
-
+/// An output as named on the command line (`-o`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSpec {
+    /// Standard output (`-`, or no `-o`).
     Stdout,
+    /// One file for every input.
     File(PathBuf),
+    /// A directory: one output per input file (and per message stream).
     Dir(PathBuf),
+    /// A Kafka topic, by its `kafka://` URL.
+    Kafka(String),
 }
 
 impl OutputSpec {
-    /// `-o` argument: `-` is stdout; an existing directory, or a path ending in `/`, is a
-    /// directory; anything else a file.
+    /// `-o` argument: `-` is stdout; a `kafka://` URL a topic; an existing directory, or a
+    /// path ending in `/`, is a directory; anything else a file.
     pub fn parse(arg: Option<&str>) -> OutputSpec {
         match arg {
             None | Some("-") => OutputSpec::Stdout,
+            Some(a) if crate::kafka::is_kafka_url(a) => OutputSpec::Kafka(a.into()),
             Some(a) if a.ends_with('/') || Path::new(a).is_dir() => OutputSpec::Dir(a.into()),
             Some(a) => OutputSpec::File(a.into()),
         }
@@ -33,7 +43,8 @@ impl OutputSpec {
     /// Refuses, before anything is written, combinations that would lose data: an output
     /// that is an input (same device and inode: the same path, a hard link, a symlink, or
     /// stdout/stdin redirected to the file), stdin into a directory, and two inputs that
-    /// would write the same file in the output directory.
+    /// would write the same file in the output directory. (Kafka inputs have no file to
+    /// clash with.)
     pub fn check(&self, inputs: &[InputSpec]) -> Result<()> {
         let mut ids: Vec<(FileId, String)> = Vec::new();
         for input in inputs {
@@ -56,6 +67,7 @@ impl OutputSpec {
             Ok(())
         };
         match self {
+            OutputSpec::Kafka(_) => {}
             OutputSpec::Stdout => clash(FileId::of_stdout(), "<stdout>")?,
             OutputSpec::File(o) => clash(FileId::of_path(o), &o.display().to_string())?,
             OutputSpec::Dir(d) => {
@@ -64,7 +76,7 @@ impl OutputSpec {
                     let InputSpec::File(i) = input else {
                         bail!("-o names a directory, so every input must be a file, not stdin")
                     };
-                    let out = path_in_dir(d, i)?;
+                    let out = file::path_in_dir(d, i)?;
                     if let Some((_, first)) = seen.iter().find(|(o, _)| *o == out) {
                         bail!(
                             "inputs {} and {} would both be written to {}: in an output directory each input keeps its file name, so the names must differ (run them separately or rename one)",
@@ -82,111 +94,96 @@ impl OutputSpec {
     }
 }
 
-/// A file's identity: device and inode. Two paths (or descriptors) with the same identity
-/// are the same file, whatever their names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    dev: u64,
-    ino: u64,
+/// The sink a command writes to.
+pub enum Output {
+    /// stdout or one file.
+    Writer(WriterSink),
+    /// A directory.
+    Dir(DirSink),
+    /// A Kafka topic.
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::KafkaSink),
+    /// Nothing (`scan`).
+    Discard(Discard),
 }
 
-impl FileId {
-    #[cfg(unix)]
-    fn of_meta(m: &std::fs::Metadata) -> Option<FileId> {
-        use std::os::unix::fs::MetadataExt;
-        // Pipes, terminals and /dev/null are not files that writing could destroy.
-        m.file_type().is_file().then(|| FileId {
-            dev: m.dev(),
-            ino: m.ino(),
+impl Output {
+    /// Opens the output `spec` names; a Kafka sink takes its settings from `kafka_base`
+    /// (`[sink.kafka]`), overridden by the URL, and checks that the brokers answer and the
+    /// topic exists.
+    pub async fn open(
+        spec: &OutputSpec,
+        kafka_base: Option<&kafka::config::KafkaSinkConfig>,
+    ) -> Result<Output> {
+        Ok(match spec {
+            OutputSpec::Stdout => Output::Writer(WriterSink::stdout()),
+            OutputSpec::File(p) => Output::Writer(WriterSink::create(p).await?),
+            OutputSpec::Dir(d) => Output::Dir(DirSink::new(d.clone())),
+            OutputSpec::Kafka(url) => {
+                let cfg = kafka::config::sink_from(url, kafka_base)?;
+                open_kafka(cfg).await?
+            }
         })
     }
 
-    #[cfg(not(unix))]
-    fn of_meta(_: &std::fs::Metadata) -> Option<FileId> {
-        None
-    }
-
-    /// The file a path names (following symlinks), if it exists.
-    fn of_path(p: &Path) -> Option<FileId> {
-        std::fs::metadata(p).ok().and_then(|m| FileId::of_meta(&m))
-    }
-
-    #[cfg(unix)]
-    fn of_fd(fd: std::os::fd::BorrowedFd<'_>) -> Option<FileId> {
-        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
-        FileId::of_meta(&file.metadata().ok()?)
-    }
-
-    #[cfg(unix)]
-    fn of_stdin() -> Option<FileId> {
-        use std::os::fd::AsFd;
-        FileId::of_fd(std::io::stdin().as_fd())
-    }
-
-    #[cfg(unix)]
-    fn of_stdout() -> Option<FileId> {
-        use std::os::fd::AsFd;
-        FileId::of_fd(std::io::stdout().as_fd())
-    }
-
-    #[cfg(not(unix))]
-    fn of_stdin() -> Option<FileId> {
-        None
-    }
-
-    #[cfg(not(unix))]
-    fn of_stdout() -> Option<FileId> {
-        None
+    /// No output (`scan`).
+    pub fn discard() -> Output {
+        Output::Discard(Discard)
     }
 }
 
-/// Compression of an output file chosen by its name (`.gz`, `.zst`).
-pub fn compression_for_name(path: &Path) -> Compression {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("gz") => Compression::Gzip,
-        Some("zst") | Some("zstd") => Compression::Zstd,
-        _ => Compression::None,
-    }
+#[cfg(feature = "kafka")]
+async fn open_kafka(cfg: kafka::config::KafkaSinkConfig) -> Result<Output> {
+    let sink = tokio::task::spawn_blocking(move || kafka::KafkaSink::open(cfg)).await??;
+    Ok(Output::Kafka(sink))
 }
 
-pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
-
-pub fn stdout() -> Writer {
-    Box::new(BufWriter::with_capacity(WRITE_BUFFER, tokio::io::stdout()))
+#[cfg(not(feature = "kafka"))]
+async fn open_kafka(_: kafka::config::KafkaSinkConfig) -> Result<Output> {
+    bail!("{}", crate::kafka::NOT_BUILT)
 }
 
-/// Creates (truncates) an output file, compressed as asked.
-pub async fn create_file(path: &Path, compression: Compression) -> Result<Writer> {
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .with_context(|| format!("output {}: cannot create directory", path.display()))?;
+/// Calls the method of whichever sink this is.
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Output::Writer($s) => $e,
+            Output::Dir($s) => $e,
+            #[cfg(feature = "kafka")]
+            Output::Kafka($s) => $e,
+            Output::Discard($s) => $e,
         }
-    }
-    let file = tokio::fs::File::create(path)
-        .await
-        .with_context(|| format!("output {}: cannot create", path.display()))?;
-    let inner = BufWriter::with_capacity(WRITE_BUFFER, file);
-    Ok(match compression {
-        Compression::None => Box::new(inner),
-        Compression::Gzip => Box::new(BufWriter::with_capacity(
-            WRITE_BUFFER,
-            GzipEncoder::new(inner),
-        )),
-        Compression::Zstd => Box::new(BufWriter::with_capacity(
-            WRITE_BUFFER,
-            ZstdEncoder::new(inner),
-        )),
-    })
+    };
 }
 
-/// Output path in a directory for an input file: same file name.
-pub fn path_in_dir(dir: &Path, input: &Path) -> Result<PathBuf> {
-    let name = input
-        .file_name()
-        .with_context(|| format!("input {} has no file name", input.display()))?;
-    Ok(dir.join(name))
+impl Sink for Output {
+    async fn begin(&mut self, input: &InputInfo) -> Result<bool> {
+        each!(self, s => s.begin(input).await)
+    }
+    async fn write_lines(&mut self, chunks: &[Bytes]) -> Result<bool> {
+        each!(self, s => s.write_lines(chunks).await)
+    }
+    async fn write_message(&mut self, message: OutMessage, ack: Ack) -> Result<bool> {
+        each!(self, s => s.write_message(message, ack).await)
+    }
+    async fn withhold(&mut self, reason: &str, ack: Ack) -> Result<()> {
+        each!(self, s => s.withhold(reason, ack).await)
+    }
+    async fn flush(&mut self) -> Result<bool> {
+        each!(self, s => s.flush().await)
+    }
+    async fn end(&mut self) -> Result<bool> {
+        each!(self, s => s.end().await)
+    }
+    async fn close(&mut self) -> Result<()> {
+        each!(self, s => s.close().await)
+    }
+    fn emits(&self) -> bool {
+        each!(self, s => s.emits())
+    }
+    fn drain(&self) -> Option<Drain> {
+        each!(self, s => s.drain())
+    }
 }
 
 #[cfg(test)]
@@ -208,12 +205,6 @@ mod tests {
             OutputSpec::parse(Some("x.log")),
             OutputSpec::File("x.log".into())
         );
-        assert_eq!(
-            compression_for_name(Path::new("a.log.gz")),
-            Compression::Gzip
-        );
-        assert_eq!(compression_for_name(Path::new("a.zst")), Compression::Zstd);
-        assert_eq!(compression_for_name(Path::new("a.log")), Compression::None);
     }
 
     #[test]

@@ -1,106 +1,54 @@
 //! Wiring: source → framer → redaction workers → reorder → sink.
 //!
-//! A reader task turns the input into batches of whole records ([`LineBatchDecoder`]) and
-//! hands each to the worker pool (plain threads, off the async runtime), queueing the promise
-//! of its result in a bounded channel. The writer takes results from that channel in order,
-//! so the output order is the input order whatever worker finishes first, and the bounded
-//! channel is the backpressure: at most `threads × batches_per_thread` batches are in flight.
+//! Every source feeds one [`Pipeline`]: byte streams (files, stdin) through
+//! [`Pipeline::process`], which frames them into batches of whole records
+//! ([`framer::LineBatchDecoder`]); message sources (Kafka) through [`messages`], batches of
+//! messages of one partition. Either way a reader hands each batch to the worker pool
+//! ([`pool`]: plain threads, off the async runtime) and queues the promise of its result in
+//! a bounded channel; the delivery side takes results from that channel in order and hands
+//! them to a [`Sink`], so the output order is the input order whatever worker finishes
+//! first, and the bounded channel is the backpressure: at most `threads ×
+//! batches_per_thread` batches are in flight. State that crosses records (an open private
+//! key) is kept per stream (input, partition) by the reader, in input order.
 //!
 //! Fail closed: if a worker fails, the batch is not forwarded and the run stops with an
-//! error; everything before it has been written.
+//! error; everything before it has been delivered.
 
-use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+pub(crate) mod deliver;
+pub mod framer;
+pub mod messages;
+pub(crate) mod pool;
+mod sink;
+
+pub use sink::{Ack, Acker, Drain, InputInfo, Origin, Sink};
+
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::config::PipelineConfig;
 use crate::engine::multiline::{self, Carry};
 use crate::engine::{Engine, Redacted, Scratch};
-use crate::framer::{Batch, LineBatchDecoder};
 use crate::metrics::Stats;
 use crate::signals::{self, StopSignal};
-use crate::source::Opened;
+use framer::{Batch, LineBatchDecoder};
+use pool::{Submitter, WorkerPool};
 
-/// Work for a redaction thread: it gets the engine and the thread's own scratch space.
-pub(crate) type Task = Box<dyn FnOnce(&Engine, &mut Scratch) + Send>;
-
-/// Redaction threads; each owns its scratch space. Every source's batches run here (files
-/// and stdin through [`Pipeline::process`], Kafka messages through `kafka::run`), so
-/// `--threads` means the same thing for all of them.
-pub(crate) struct WorkerPool {
-    tx: Option<std_mpsc::Sender<Task>>,
-    handles: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl WorkerPool {
-    pub(crate) fn new(engine: &Engine, threads: usize) -> WorkerPool {
-        let (tx, rx) = std_mpsc::channel::<Task>();
-        let rx = Arc::new(Mutex::new(rx));
-        let handles = (0..threads.max(1))
-            .map(|i| {
-                let rx = Arc::clone(&rx);
-                let engine = engine.clone();
-                std::thread::Builder::new()
-                    .name(format!("logveil-redact-{i}"))
-                    .spawn(move || worker(engine, rx))
-                    .expect("spawn redaction thread")
-            })
-            .collect();
-        WorkerPool {
-            tx: Some(tx),
-            handles,
-        }
-    }
-
-    /// A handle that hands tasks to the pool, for a source's reader task.
-    pub(crate) fn submitter(&self) -> Submitter {
-        Submitter(self.tx.clone().expect("pool is running"))
-    }
-}
-
-/// Hands tasks to a [`WorkerPool`].
-#[derive(Clone)]
-pub(crate) struct Submitter(std_mpsc::Sender<Task>);
-
-impl Submitter {
-    /// Runs `task` on the next free thread. A task reports its result through a channel of
-    /// its own; a task that panics drops that channel, which its receiver sees as a failure.
-    pub(crate) fn submit(&self, task: Task) {
-        let _ = self.0.send(task);
-    }
-}
-
-fn worker(engine: Engine, rx: Arc<Mutex<std_mpsc::Receiver<Task>>>) {
-    let mut scratch = engine.scratch();
-    loop {
-        let task = match rx.lock() {
-            Ok(guard) => guard.recv(),
-            Err(_) => return,
-        };
-        let Ok(task) = task else { return };
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&engine, &mut scratch)));
-        if result.is_err() {
-            // The task's reply channel is dropped: its batch is not forwarded. The scratch
-            // may be half-updated: start afresh.
-            scratch = engine.scratch();
-        }
-    }
-}
-
-impl Drop for WorkerPool {
-    fn drop(&mut self) {
-        self.tx.take();
-        for h in self.handles.drain(..) {
-            let _ = h.join();
-        }
-    }
+/// An opened byte-stream input: what the pipeline reads, and what the sink is told of it.
+pub struct Input {
+    /// Name, path and compression, for messages and for sinks that mirror inputs.
+    pub info: InputInfo,
+    /// The decompressed bytes.
+    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    /// After a stop signal the stream itself ends at the next newline (a plain pipe, FIFO or
+    /// terminal read by [`crate::sources::pipe::PipeReader`]): the pipeline reads on to its
+    /// end. Otherwise (regular files, where stopping early takes nothing away, and
+    /// compressed streams) the pipeline stops at the next record boundary itself.
+    pub ends_on_stop: bool,
 }
 
 /// How processing of one input ended.
@@ -164,6 +112,11 @@ impl Pipeline {
         self.stop.as_ref().is_some_and(|s| *s.borrow())
     }
 
+    /// The read size of byte-stream inputs (`pipeline.read_buffer_bytes`).
+    pub fn read_buffer_bytes(&self) -> usize {
+        self.opts.read_buffer_bytes
+    }
+
     /// The stop signal given to [`Pipeline::stop_on`], for the sources.
     pub fn stop_signal(&self) -> Option<StopSignal> {
         self.stop.clone()
@@ -184,19 +137,31 @@ impl Pipeline {
         self.in_flight
     }
 
-    /// Processes one input. With `out == None` (scan mode) nothing is written and only the
-    /// statistics are kept. On error the caller still owns `out` and should shut it down, so
-    /// that everything redacted so far is flushed.
-    pub async fn process<W>(
-        &mut self,
-        input: Opened,
-        name: &str,
-        mut out: Option<&mut W>,
-    ) -> Result<Flow>
-    where
-        W: AsyncWrite + Unpin + ?Sized,
-    {
-        let emit = out.is_some();
+    /// Processes one byte-stream input into `sink`: [`Sink::begin`], the redacted records,
+    /// [`Sink::end`] (also after an error, so that everything redacted reaches the output).
+    /// A sink that does not [`Sink::emit`] (scan mode) gets nothing; only the statistics
+    /// are kept.
+    pub async fn process<S: Sink>(&mut self, input: Input, sink: &mut S) -> Result<Flow> {
+        match sink.begin(&input.info).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Flow::OutputClosed),
+            Err(e) => return Err(e),
+        }
+        let outcome = self.stream(input, sink).await;
+        if outcome.as_ref().ok() == Some(&Flow::OutputClosed) {
+            return outcome;
+        }
+        match (outcome, sink.end().await) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Ok(false)) => Ok(Flow::OutputClosed),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(f), Ok(true)) => Ok(f),
+        }
+    }
+
+    async fn stream<S: Sink>(&mut self, input: Input, sink: &mut S) -> Result<Flow> {
+        let name = input.info.name.as_str();
+        let emit = sink.emits();
         let (order_tx, mut order_rx) = mpsc::channel::<Msg>(self.in_flight);
         let pool = self.pool.submitter();
         let decoder =
@@ -230,7 +195,7 @@ impl Pipeline {
             // grace time is over), then stop. Every batch handed out ends with a newline unless
             // it is a piece of an over-long record, so the stream is at a record boundary as
             // soon as no such record is open: the bytes after the last newline stay unread (in
-            // a regular file they are still there; see `Opened::ends_on_stop` for pipes).
+            // a regular file they are still there; see `Input::ends_on_stop` for pipes).
             let mut stopping: Option<tokio::time::Instant> = None;
             let at_boundary = |f: &FramedRead<_, LineBatchDecoder>| !f.decoder().in_record();
             loop {
@@ -321,8 +286,8 @@ impl Pipeline {
                 ));
                 break;
             };
-            if let Some(w) = out.as_deref_mut() {
-                match write_chunks(w, &r.chunks).await {
+            if emit {
+                match sink.write_lines(&r.chunks).await {
                     Ok(true) => {}
                     Ok(false) => {
                         outcome = Ok(Flow::OutputClosed);
@@ -340,7 +305,7 @@ impl Pipeline {
             pending.push((read_at, r.records));
             // Nothing else is ready: flush now, so a trickle of records is not held back.
             if order_rx.is_empty() {
-                match flush(&mut out).await {
+                match sink.flush().await {
                     Ok(true) => {}
                     Ok(false) => {
                         outcome = Ok(Flow::OutputClosed);
@@ -358,7 +323,8 @@ impl Pipeline {
         let finished = matches!(outcome, Ok(Flow::Done | Flow::Stopped));
         if let (true, Ok(flow)) = (finished, &outcome) {
             let flow = *flow;
-            outcome = flush(&mut out)
+            outcome = sink
+                .flush()
                 .await
                 .map(|open| if open { flow } else { Flow::OutputClosed });
             self.stats.add_latencies(&mut pending);
@@ -373,34 +339,6 @@ impl Pipeline {
             }
         }
         outcome
-    }
-}
-
-/// Writes all chunks. Ok(false) means the output was closed by its reader (broken pipe).
-async fn write_chunks<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, chunks: &[Bytes]) -> Result<bool> {
-    for c in chunks {
-        if let Err(e) = w.write_all(c).await {
-            return io_outcome(e);
-        }
-    }
-    Ok(true)
-}
-
-async fn flush<W: AsyncWrite + Unpin + ?Sized>(out: &mut Option<&mut W>) -> Result<bool> {
-    match out.as_deref_mut() {
-        Some(w) => match w.flush().await {
-            Ok(()) => Ok(true),
-            Err(e) => io_outcome(e),
-        },
-        None => Ok(true),
-    }
-}
-
-fn io_outcome(e: std::io::Error) -> Result<bool> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        Ok(false)
-    } else {
-        Err(anyhow!("output: write error: {e}"))
     }
 }
 

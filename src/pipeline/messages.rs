@@ -1,6 +1,6 @@
-//! Kafka messages in batches, for the worker pool.
+//! Messages (Kafka records: value, key, headers, timestamp) in batches, for the worker pool.
 //!
-//! The consumer loop gathers the messages of one partition into a [`MessageBatch`]: their
+//! A message source (the Kafka consumer loop) gathers the messages of one partition into a [`MessageBatch`]: their
 //! values laid end to end in one buffer (each ended by a newline, added where the value has
 //! none), so that a redaction thread scans the whole batch in one engine call, as it does a
 //! read of a file. The output is then cut back into one value per message along the message
@@ -17,18 +17,10 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use super::framer::Batch;
+use super::Origin;
 use crate::engine::multiline::{self, Carry};
 use crate::engine::{Engine, Redacted, Scratch};
-use crate::framer::Batch;
-
-/// Where a message came from; travels with it to its delivery.
-#[derive(Debug, Clone)]
-pub(crate) struct Origin {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub ts_ms: Option<i64>,
-}
 
 /// One message as read, its value a span of the batch buffer.
 #[derive(Debug)]
@@ -516,7 +508,7 @@ mod tests {
                 m.value,
                 want,
                 "message {i}: {}",
-                crate::rules::preview(&String::from_utf8_lossy(&m.value))
+                crate::text::preview(&String::from_utf8_lossy(&m.value))
             );
             let k = m.key.as_ref().unwrap();
             assert!(k.starts_with(b"password=[REDACTED:"), "key {i}");
@@ -596,7 +588,7 @@ mod tests {
                 assert!(
                     m.value == want,
                     "round {round} message {i}: batched output differs (expected starts '{}')",
-                    crate::rules::preview(&String::from_utf8_lossy(&want))
+                    crate::text::preview(&String::from_utf8_lossy(&want))
                 );
             }
         }
