@@ -23,7 +23,9 @@ Keys: LOGVEIL_KEY (hex:…, base64:… or raw, at least 32 bytes), --key-file FI
   logveil scan build.log || echo 'secrets leaked into the build log'\n  \
   echo \"$LEAKED_TOKEN\" | logveil fingerprint"
 )]
+/// The command line.
 pub struct Cli {
+    /// The subcommand; none is `run`.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// `run` options, when no subcommand is given.
@@ -31,6 +33,7 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Redact inputs (files or `-` for stdin; default stdin) to stdout, a file or a directory.
@@ -68,6 +71,7 @@ pub struct CommonArgs {
     pub enable: Vec<String>,
 }
 
+/// `logveil run`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
     /// Input files (plain, gzip or zstd, by content) or `-` for stdin. Default: stdin.
@@ -87,10 +91,12 @@ pub struct RunArgs {
     /// Replacement template with {rule}, {key_id} and {fp}.
     #[arg(long, value_name = "TEMPLATE")]
     pub template: Option<String>,
+    /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
+/// `logveil scan`.
 #[derive(Debug, Args, Clone)]
 pub struct ScanArgs {
     /// Input files or `-` for stdin. Default: stdin.
@@ -105,25 +111,31 @@ pub struct ScanArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
+/// `logveil fingerprint`.
 #[derive(Debug, Args, Clone)]
 pub struct FingerprintArgs {
     /// Secrets to fingerprint. Prefer stdin: arguments are visible in the process list.
     #[arg(value_name = "SECRET")]
     pub secrets: Vec<String>,
+    /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
+/// `logveil rules`.
 #[derive(Debug, Args, Clone)]
 pub struct RulesArgs {
+    /// `list` or `check`.
     #[command(subcommand)]
     pub command: RulesCommand,
 }
 
+/// `logveil rules list|check`.
 #[derive(Debug, Subcommand, Clone)]
 pub enum RulesCommand {
     /// List packs and rules with their validators and whether they are enabled.
@@ -132,6 +144,7 @@ pub enum RulesCommand {
     Check(CommonArgs),
 }
 
+/// `logveil corpus`.
 #[derive(Debug, Args, Clone)]
 pub struct CorpusArgs {
     /// Approximate size in MiB.

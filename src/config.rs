@@ -13,6 +13,7 @@ use crate::fingerprint::{
 use crate::rules::{RuleSet, Selection};
 use crate::text::{toml_error, within};
 
+/// The config file (`--config`): every section optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -23,10 +24,13 @@ pub struct Config {
     pub template: Option<String>,
     /// Redaction worker threads (default: the number of CPUs).
     pub threads: Option<usize>,
+    /// `[rules]`: rule directories and the selection.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// `[pipeline]`: read sizes and batches in flight.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// `[fields]`: the field names the `fields` pack redacts.
     #[serde(default)]
     pub fields: FieldsConfig,
     /// `[source.kafka]`: defaults for `kafka://` inputs.
@@ -37,6 +41,7 @@ pub struct Config {
     pub sink: crate::sinks::kafka::config::SinkSection,
 }
 
+/// `[fields]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldsConfig {
@@ -44,6 +49,7 @@ pub struct FieldsConfig {
     pub names: Option<Vec<String>>,
 }
 
+/// `[rules]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
@@ -58,6 +64,7 @@ pub struct RulesConfig {
     pub enable: Vec<String>,
 }
 
+/// `[pipeline]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
@@ -80,6 +87,7 @@ impl Default for PipelineConfig {
 }
 
 impl Config {
+    /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -153,23 +161,34 @@ fn check_threads(t: usize, name: &str) -> Result<()> {
 /// Options given on the command line that override the config.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    /// `--key-file`.
     pub key_file: Option<PathBuf>,
+    /// `--rules-dir`, after the config's.
     pub rules_dirs: Vec<PathBuf>,
+    /// `--disable`.
     pub disable: Vec<String>,
+    /// `--enable`.
     pub enable: Vec<String>,
+    /// `--template`.
     pub template: Option<String>,
+    /// `--threads`.
     pub threads: Option<usize>,
 }
 
 /// Everything a command needs, resolved from config + overrides + environment.
 pub struct Settings {
+    /// The config file (or the defaults).
     pub config: Config,
+    /// The rule library, loaded and selected.
     pub rules: RuleSet,
+    /// The replacement template.
     pub template: Template,
+    /// Redaction threads.
     pub threads: usize,
 }
 
 impl Settings {
+    /// Loads the config file (if any), the rules (checking custom ones against their examples), the template and the thread count.
     pub fn resolve(config_path: Option<&Path>, ov: &Overrides) -> Result<Settings> {
         let mut config = match config_path {
             Some(p) => Config::load(p)?,

@@ -17,14 +17,20 @@ use crate::rules::validators::{base62_6, luhn};
 /// One planted secret: line number (1-based), kind, and the secret text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Label {
+    /// 1-based line number.
     pub line: u64,
+    /// What kind of secret.
     pub kind: &'static str,
+    /// The secret text.
     pub secret: String,
 }
 
+/// What `logveil corpus` makes.
 #[derive(Debug, Clone)]
 pub struct CorpusConfig {
+    /// Approximate size in bytes.
     pub size_bytes: u64,
+    /// Seed: the same seed makes the same corpus.
     pub seed: u64,
     /// Share of lines that carry a secret (0 gives a corpus with no secrets at all).
     pub secret_rate: f64,
@@ -36,7 +42,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -45,7 +51,7 @@ impl Rng {
     }
     /// A number in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     /// One byte of `set`.
     pub fn byte_from(&mut self, set: &[u8]) -> u8 {
@@ -55,7 +61,7 @@ impl Rng {
         lo + self.below(hi - lo)
     }
     fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
     /// One element of `xs`.
     pub fn pick<'a, T: ?Sized>(&mut self, xs: &[&'a T]) -> &'a T {

@@ -24,6 +24,7 @@ pub const KEY_ENV: &str = "LOGVEIL_KEY";
 /// Environment variable naming the id of the `LOGVEIL_KEY` / `--key-file` key.
 pub const KEY_ID_ENV: &str = "LOGVEIL_KEY_ID";
 
+/// Shortest key accepted, in bytes.
 pub const MIN_KEY_LEN: usize = 32;
 /// Number of HMAC bytes kept in a fingerprint.
 pub const FINGERPRINT_BYTES: usize = 8;
@@ -147,6 +148,7 @@ impl Key {
         Key::parse(id, text, &format!("key file {}", path.display()))
     }
 
+    /// The key id that fingerprints name.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -234,6 +236,7 @@ fn check_key_file_permissions(_path: &Path) -> Result<()> {
 #[derive(Debug, Clone, serde::Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeySpec {
+    /// Key id.
     pub id: String,
     /// Path of a key file (mode 600).
     pub file: Option<PathBuf>,
@@ -339,10 +342,12 @@ impl Keyring {
         })
     }
 
+    /// The key that fingerprints are made with.
     pub fn active(&self) -> &Key {
         &self.keys[self.active]
     }
 
+    /// Every key, the active one included.
     pub fn keys(&self) -> &[Key] {
         &self.keys
     }
@@ -368,6 +373,7 @@ enum TemplatePart {
 }
 
 impl Template {
+    /// Parses a template: literal text with `{rule}`, `{key_id}`, `{fp}`.
     pub fn parse(text: &str) -> Result<Template> {
         let mut parts = Vec::new();
         let mut rest = text;

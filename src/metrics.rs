@@ -11,11 +11,17 @@ use hdrhistogram::Histogram;
 use crate::engine::Redacted;
 use crate::fingerprint::Fingerprint;
 
+/// Statistics of one run.
 pub struct Stats {
+    /// When the run started.
     pub started: Instant,
+    /// Records read.
     pub records: u64,
+    /// Bytes read.
     pub bytes_in: u64,
+    /// Bytes written.
     pub bytes_out: u64,
+    /// Batches redacted.
     pub batches: u64,
     /// Findings per rule index.
     pub findings: Vec<u64>,
@@ -37,6 +43,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Stats {
+    /// Statistics for a library of `rules` rules.
     pub fn new(rules: usize) -> Stats {
         Stats {
             started: Instant::now(),
@@ -82,6 +89,7 @@ impl Stats {
         }
     }
 
+    /// Findings over all rules.
     pub fn total_findings(&self) -> u64 {
         self.findings.iter().sum()
     }

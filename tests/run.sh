@@ -15,3 +15,7 @@ echo "== cargo test"
 cargo test --all-targets
 echo "== logveil rules check"
 cargo run --quiet -- rules check
+echo "== cargo build --no-default-features (file/stdin only: no librdkafka, no OpenSSL)"
+cargo clippy --quiet --no-default-features --target-dir target/no-kafka -- -D warnings
+cargo build --quiet --no-default-features --target-dir target/no-kafka
+bash tests/no-kafka.sh target/no-kafka/debug/logveil

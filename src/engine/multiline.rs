@@ -129,6 +129,7 @@ fn normalise(text: &[u8], mut push: impl FnMut(u8) -> bool) {
 /// BEGIN record.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Carry {
+    /// Inside a private-key block.
     pub in_key: bool,
     /// Records of the block seen since its BEGIN record.
     lines: u16,

@@ -24,6 +24,7 @@ pub struct Prefilter {
 }
 
 impl Prefilter {
+    /// Builds the keyword automaton and digit-run scan for these rules.
     pub fn new(rules: &[Rule]) -> Prefilter {
         // One pattern per distinct keyword, each with the rules that listed it.
         let mut keywords: Vec<(String, Vec<u16>)> = Vec::new();

@@ -20,6 +20,7 @@ pub use crate::engine::{Batch, OVERLAP};
 /// How far back from the end of an over-long record's window a cut looks for a separator.
 pub const CUT_LOOKBACK: usize = 8 * 1024;
 
+/// Cuts a byte stream into [`Batch`]es of whole records.
 #[derive(Debug, Clone)]
 pub struct LineBatchDecoder {
     max_record: usize,
@@ -30,6 +31,7 @@ pub struct LineBatchDecoder {
 }
 
 impl LineBatchDecoder {
+    /// Batches of about `read_chunk` bytes; records longer than `max_record` go in pieces.
     pub fn new(read_chunk: usize, max_record: usize) -> LineBatchDecoder {
         LineBatchDecoder {
             max_record: max_record.max(1),

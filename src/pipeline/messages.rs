@@ -84,12 +84,18 @@ impl MessageBatch {
 
 /// One message after redaction.
 #[derive(Debug)]
-pub(crate) struct OutMessage {
+pub struct OutMessage {
+    /// Where it came from.
     pub origin: Origin,
+    /// The redacted value (without the newline the batch added).
     pub value: Bytes,
+    /// The value was null and stays null.
     pub tombstone: bool,
+    /// The key, redacted unless `redact_keys` is off.
     pub key: Option<Bytes>,
+    /// Header names and values, values redacted unless `redact_headers` is off.
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// Set when the message could not be redacted (why): it is never delivered as is.
     pub withheld: Option<String>,
 }
 

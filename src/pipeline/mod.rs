@@ -84,10 +84,12 @@ pub struct Pipeline {
     opts: PipelineConfig,
     in_flight: usize,
     stop: Option<StopSignal>,
+    /// The run's statistics.
     pub stats: Stats,
 }
 
 impl Pipeline {
+    /// A pipeline with `threads` redaction threads.
     pub fn new(engine: Engine, threads: usize, opts: PipelineConfig) -> Pipeline {
         let threads = threads.max(1);
         let pool = WorkerPool::new(&engine, threads);
@@ -122,6 +124,7 @@ impl Pipeline {
         self.stop.clone()
     }
 
+    /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

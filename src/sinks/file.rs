@@ -392,3 +392,141 @@ impl Sink for Discard {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::pipeline::{Acker, Origin};
+
+    /// Records the offsets acknowledged.
+    #[derive(Default)]
+    struct Acks(Mutex<Vec<i64>>);
+
+    impl Acker for Acks {
+        fn delivered(&self, o: &Origin) {
+            self.0.lock().unwrap().push(o.offset);
+        }
+        fn failed(&self, o: &Origin, _: &str) {
+            panic!("record at {o} failed");
+        }
+    }
+
+    fn message(topic: &str, partition: i32, offset: i64, value: &str) -> (OutMessage, Origin) {
+        let origin = Origin {
+            topic: topic.into(),
+            partition,
+            offset,
+            ts_ms: None,
+        };
+        let m = OutMessage {
+            origin: origin.clone(),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            tombstone: false,
+            key: None,
+            headers: Vec::new(),
+            withheld: None,
+        };
+        (m, origin)
+    }
+
+    #[tokio::test]
+    async fn a_writer_acknowledges_messages_only_once_flushed() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("out.log");
+        let acks = Arc::new(Acks::default());
+        let to: Arc<dyn Acker> = acks.clone();
+        let mut sink = WriterSink::create(&path).await.unwrap();
+        for (i, v) in ["a=1", "b=2\n"].iter().enumerate() {
+            let (m, o) = message("t", 0, i as i64, v);
+            assert!(sink
+                .write_message(m, Ack::new(o, to.clone()))
+                .await
+                .unwrap());
+        }
+        assert!(
+            acks.0.lock().unwrap().is_empty(),
+            "acknowledged before a flush"
+        );
+        assert!(sink.flush().await.unwrap());
+        assert_eq!(*acks.0.lock().unwrap(), vec![0, 1]);
+        sink.close().await.unwrap();
+        // One line per message: a newline added where the value has none.
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a=1\nb=2\n");
+    }
+
+    #[tokio::test]
+    async fn a_record_that_cannot_be_redacted_stops_a_file_sink_unacknowledged() {
+        let d = tempfile::tempdir().unwrap();
+        let acks = Arc::new(Acks::default());
+        let (_, o) = message("t", 1, 7, "");
+        let mut sink = DirSink::new(d.path().to_path_buf());
+        let e = sink
+            .withhold("oversized", Ack::new(o, acks.clone()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t/1 offset 7") && e.contains("cannot be redacted"),
+            "{e}"
+        );
+        sink.flush().await.unwrap();
+        assert!(acks.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_directory_mirrors_inputs_and_appends_one_file_per_partition() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let acks = Arc::new(Acks::default());
+        let to: Arc<dyn Acker> = acks.clone();
+        // An input file keeps its name and its compression.
+        let mut sink = DirSink::new(out.clone());
+        let info = InputInfo {
+            name: "in/app.log.gz".into(),
+            path: Some("in/app.log.gz".into()),
+            compression: Compression::Gzip,
+        };
+        assert!(sink.begin(&info).await.unwrap());
+        let lines = [Bytes::from_static(b"one\n"), Bytes::from_static(b"two\n")];
+        assert!(sink.write_lines(&lines).await.unwrap());
+        assert!(sink.end().await.unwrap());
+        let gz = std::fs::read(out.join("app.log.gz")).unwrap();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "one\ntwo\n");
+        // Messages: one file per topic and partition, names made safe, appended to.
+        for round in 0..2 {
+            let mut sink = DirSink::new(out.clone());
+            for (p, off) in [(0, 10), (3, 11), (0, 12)] {
+                let (m, o) = message("app/logs", p, off + round * 10, &format!("r{round} {off}"));
+                assert!(sink
+                    .write_message(m, Ack::new(o, to.clone()))
+                    .await
+                    .unwrap());
+            }
+            assert!(sink.flush().await.unwrap());
+            sink.close().await.unwrap();
+        }
+        assert_eq!(*acks.0.lock().unwrap(), vec![10, 11, 12, 20, 21, 22]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("app_logs-0.log")).unwrap(),
+            "r0 10\nr0 12\nr1 10\nr1 12\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("app_logs-3.log")).unwrap(),
+            "r0 11\nr1 11\n"
+        );
+        // stdin cannot be mirrored.
+        let stdin = InputInfo {
+            name: "<stdin>".into(),
+            path: None,
+            compression: Compression::None,
+        };
+        assert!(DirSink::new(out).begin(&stdin).await.is_err());
+    }
+}

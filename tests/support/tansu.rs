@@ -4,6 +4,9 @@
 //! by `tests/install-tansu.sh`, never linked. Each [`Broker`] gets its own data directory
 //! (sqlite storage) and a free loopback port, and is killed when dropped.
 
+// Shared by the Kafka tests and the Kafka benchmark, each of which uses part of it.
+#![allow(dead_code)]
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};

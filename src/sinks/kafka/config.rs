@@ -34,13 +34,19 @@ pub enum OnUnredactable {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSinkConfig {
+    /// `bootstrap.servers`: `host:port,host:port`.
     pub brokers: Option<String>,
+    /// The output topic.
     pub topic: Option<String>,
+    /// Which partition a record goes to.
     pub partitioning: Partitioning,
+    /// What happens to a record that cannot be redacted.
     pub on_unredactable: OnUnredactable,
+    /// Where placeholders of withheld records go.
     pub dead_letter_topic: Option<String>,
     /// How long a graceful stop waits for outstanding deliveries, in seconds.
     pub drain_timeout_secs: u64,
+    /// Startup (brokers reachable, topics exist) must succeed within this many seconds.
     pub startup_timeout_secs: u64,
     /// Any librdkafka producer property. `enable.idempotence` and `acks` are set by logveil.
     pub properties: BTreeMap<String, String>,
