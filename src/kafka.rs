@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 pub const SCHEME: &str = "kafka://";
 
 /// The error for a `kafka://` input or output in a build without the `kafka` feature.
+#[cfg_attr(feature = "kafka", allow(dead_code))]
 pub const NOT_BUILT: &str = "this logveil was built without Kafka support (cargo feature \"kafka\", on by default: build without --no-default-features)";
 
 /// True if a command-line input or output names Kafka.
@@ -115,6 +116,7 @@ pub fn redact_url(arg: &str) -> String {
 }
 
 /// A value as it may be shown: its first 4 characters.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub(crate) fn cut(v: &str) -> String {
     match v.char_indices().nth(4) {
         Some((i, _)) => format!("{}…", &v[..i]),
@@ -124,6 +126,7 @@ pub(crate) fn cut(v: &str) -> String {
 
 /// A librdkafka error message with every configured property value cut to its first 4
 /// characters, so that an invalid `sasl.password` is never echoed.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub fn scrub(msg: &str, props: &BTreeMap<String, String>) -> String {
     let mut out = msg.to_string();
     for v in props.values() {

@@ -10,7 +10,7 @@
 
 #![warn(missing_docs)]
 
-pub mod check;
+pub(crate) mod check;
 pub mod cli;
 pub mod commands;
 pub mod compression;
@@ -18,11 +18,11 @@ pub mod config;
 pub mod corpus;
 pub mod engine;
 pub mod fingerprint;
-pub mod kafka;
+pub(crate) mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod rules;
-pub mod signals;
+pub(crate) mod signals;
 pub mod sinks;
 pub mod sources;
 pub mod text;

@@ -5,4 +5,4 @@
 
 pub mod file;
 pub mod kafka;
-pub mod pipe;
+pub(crate) mod pipe;
