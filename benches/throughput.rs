@@ -3,7 +3,12 @@
 //! Generates a realistic mixed log corpus (the project's own generator, 1% of lines with a
 //! planted secret), then measures in one run, median of several repetitions:
 //! - `cat` file to file (the I/O ceiling of this machine, right now),
-//! - the engine alone, one thread, in memory (prefilter + confirm + replace),
+//! - the keyword pass alone, one thread: the sieve (`engine::keywords`) against an
+//!   Aho-Corasick DFA over a lowercased copy (the first stage it replaced), same keywords,
+//!   and both must report the same number of hits,
+//! - the engine alone, one thread, in memory (prefilter + confirm + replace), with the 40
+//!   core rules, the full library, and the full library plus as many synthetic vendor-token
+//!   rules (how the speed holds as the library grows),
 //! - the whole CLI, file to file, with 1 thread and with the default thread count.
 //!
 //! Absolute MiB/s move between runs on shared machines; the ratios against `cat` and between
@@ -15,9 +20,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use logveil::engine::keywords::Keywords;
 use logveil::engine::{Engine, Matcher};
 use logveil::fingerprint::{Key, Keyring, Template};
-use logveil::rules::RuleSet;
+use logveil::rules::{Prefilter, Rule, RuleSet};
 
 /// The first release's core set: the baseline that the full library is compared with.
 const CORE_40: &[&str] = &[
@@ -109,6 +115,104 @@ fn batches(data: &Bytes, size: usize) -> Vec<Bytes> {
     out
 }
 
+/// `n` rules in the shape of vendor tokens (a short prefix, then 32-40 alphanumerics), with
+/// prefixes drawn at random: a library twice the size, for the growth curve.
+fn synthetic_rules(n: usize) -> Vec<Rule> {
+    let mut rng = logveil::corpus::Rng(99);
+    let mut seen = std::collections::HashSet::new();
+    let mut pack =
+        String::from("[pack]\nid = \"synthetic\"\ndescription = \"synthetic vendor tokens\"\n");
+    while seen.len() < n {
+        let len = 2 + rng.below(4) as usize;
+        let mut prefix: String = (0..len)
+            .map(|_| (b'a' + rng.below(26) as u8) as char)
+            .collect();
+        prefix.push(if rng.below(2) == 0 { '_' } else { '-' });
+        if !seen.insert(prefix.clone()) {
+            continue;
+        }
+        let body: String = (0..36)
+            .map(|_| logveil::corpus::B64[rng.below(62) as usize] as char)
+            .collect();
+        let i = seen.len();
+        pack.push_str(&format!(
+            "\n[[rules]]\nid = \"synthetic-{i}\"\ndescription = \"synthetic\"\n\
+             regex = '''(?:^|[^0-9A-Za-z_])(?P<secret>{prefix}[A-Za-z0-9]{{32,40}})\\b'''\n\
+             keywords = [\"{prefix}\"]\n\
+             examples = ['''token {prefix}{body}''', '''k={prefix}{body}x''']\n\
+             negative_examples = ['''{prefix} alone''']\n"
+        ));
+    }
+    let (_, _, rules) = logveil::rules::parse_pack(&pack, "synthetic").expect("synthetic pack");
+    rules
+}
+
+/// The keywords of these rules, lowercase, each once.
+fn keywords_of(rules: &[Rule]) -> Vec<String> {
+    let mut kws: Vec<String> = rules
+        .iter()
+        .flat_map(|r| match &r.prefilter {
+            Prefilter::Keywords(k) => k.clone(),
+            Prefilter::DigitRun => Vec::new(),
+        })
+        .collect();
+    kws.sort();
+    kws.dedup();
+    kws
+}
+
+/// The keyword pass alone over `bs`: (sieve time, DFA time, hits), checked to agree.
+fn keyword_pass(kws: &[String], bs: &[Bytes], reps: u64) -> (Duration, Duration, usize) {
+    let sieve = Keywords::new(kws);
+    let dfa = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::Standard)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(kws)
+        .expect("keyword DFA");
+    let mut hits_sieve = 0;
+    let t_sieve = median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                hits_sieve = 0;
+                for b in bs {
+                    sieve.for_each(b, |_, _, _| hits_sieve += 1);
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let mut hits_dfa = 0;
+    let mut lower = Vec::new();
+    let t_dfa = median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                hits_dfa = 0;
+                for b in bs {
+                    lower.clear();
+                    lower.extend(b.iter().map(u8::to_ascii_lowercase));
+                    let mut state = aho_corasick::automaton::OverlappingState::start();
+                    let input = aho_corasick::Input::new(&lower[..]);
+                    loop {
+                        dfa.find_overlapping(input.clone(), &mut state);
+                        if state.get_match().is_none() {
+                            break;
+                        }
+                        hits_dfa += 1;
+                    }
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
+    assert_eq!(
+        hits_sieve, hits_dfa,
+        "the sieve and the DFA disagree on the keyword hits"
+    );
+    (t_sieve, t_dfa, hits_sieve)
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs us with no such flag: be quick.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -198,8 +302,20 @@ fn main() {
         );
         (t, findings)
     };
+    let kws = keywords_of(&rules);
+    let (sieve_t, dfa_t, kw_hits) = keyword_pass(&kws, &bs, reps);
+    let mut doubled = rules.clone();
+    doubled.extend(synthetic_rules(nrules));
+    let ndoubled = doubled.len();
+    let kws2 = keywords_of(&doubled);
+    let (sieve2_t, dfa2_t, _) = keyword_pass(&kws2, &bs, reps);
     let (engine40, _) = run_engine(subset);
     let (engine_t, findings) = run_engine(rules);
+    let (engine2_t, findings2) = run_engine(doubled);
+    assert_eq!(
+        findings, findings2,
+        "synthetic rules found something in the corpus (their prefixes are random)"
+    );
 
     // The whole CLI, file to file.
     let bin = env!("CARGO_BIN_EXE_logveil");
@@ -230,11 +346,42 @@ fn main() {
         );
     };
     row("cat file > file", cat);
+    row(
+        &format!("keyword pass, sieve, {} keywords", kws.len()),
+        sieve_t,
+    );
+    row(
+        &format!("keyword pass, AC DFA, {} keywords", kws.len()),
+        dfa_t,
+    );
+    row(
+        &format!("keyword pass, sieve, {} keywords", kws2.len()),
+        sieve2_t,
+    );
+    row(
+        &format!("keyword pass, AC DFA, {} keywords", kws2.len()),
+        dfa2_t,
+    );
     row("engine alone, 1 thread, 40 rules", engine40);
     row(&format!("engine alone, 1 thread, {nrules} rules"), engine_t);
+    row(
+        &format!("engine alone, 1 thread, {ndoubled} rules (x2)"),
+        engine2_t,
+    );
     row("logveil run file -o file, --threads 1", cli1);
     row(&format!("logveil run file -o file, {cpus} threads"), cli_n);
-    println!("engine findings: {findings}");
+    println!("engine findings: {findings}; keyword hits: {kw_hits}");
+    println!(
+        "keyword pass: the sieve at {:.2}x the speed of the DFA ({} keywords), {:.2}x ({} keywords)",
+        dfa_t.as_secs_f64() / sieve_t.as_secs_f64(),
+        kws.len(),
+        dfa2_t.as_secs_f64() / sieve2_t.as_secs_f64(),
+        kws2.len()
+    );
+    println!(
+        "library x2 ({ndoubled} rules) vs full: {:.2}x the time",
+        engine2_t.as_secs_f64() / engine_t.as_secs_f64()
+    );
     println!(
         "full library vs 40 rules: {:.2}x the time; rule compilation at start-up: {:.1} ms",
         engine_t.as_secs_f64() / engine40.as_secs_f64(),

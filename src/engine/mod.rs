@@ -8,6 +8,7 @@
 
 mod batch;
 mod edges;
+pub mod keywords;
 pub mod multiline;
 pub mod prefilter;
 
@@ -61,8 +62,6 @@ pub struct Scratch {
     cands: Vec<(usize, usize, u16)>,
     /// Per rule: start of the last record queued for it (dedup without sorting).
     stamps: Vec<usize>,
-    /// Lowercased copy of the batch for the keyword pass.
-    lower: Vec<u8>,
     findings: Vec<Finding>,
     /// The scan window of a piece of an over-long record (context + piece + context).
     window: Vec<u8>,
@@ -123,7 +122,6 @@ impl Matcher {
                 .collect(),
             cands: Vec::new(),
             stamps: Vec::new(),
-            lower: Vec::new(),
             findings: Vec::new(),
             window: Vec::new(),
         }
@@ -216,30 +214,28 @@ impl Matcher {
         stamps.resize(self.rules.len(), usize::MAX);
         let (mut rec_start, mut rec_end) = (usize::MAX, 0usize);
         let rules = &self.rules;
-        self.prefilter
-            .scan(batch, &mut scratch.lower, |start, end, hit_rules| {
-                if !(rec_start <= start && start < rec_end) {
-                    rec_start = memchr::memrchr(b'\n', &batch[..start]).map_or(0, |i| i + 1);
-                    rec_end =
-                        memchr::memchr(b'\n', &batch[start..]).map_or(batch.len(), |i| start + i);
+        self.prefilter.scan(batch, |start, end, hit_rules| {
+            if !(rec_start <= start && start < rec_end) {
+                rec_start = memchr::memrchr(b'\n', &batch[..start]).map_or(0, |i| i + 1);
+                rec_end = memchr::memchr(b'\n', &batch[start..]).map_or(batch.len(), |i| start + i);
+            }
+            for &r in hit_rules {
+                if stamps[r as usize] == rec_start {
+                    continue;
                 }
-                for &r in hit_rules {
-                    if stamps[r as usize] == rec_start {
-                        continue;
-                    }
-                    let rule = &rules[r as usize];
-                    if !rule.followed_by.is_empty()
-                        && !followed(
-                            &batch[end..rec_end.min(end + rule.followed_within)],
-                            &rule.followed_by,
-                        )
-                    {
-                        continue;
-                    }
-                    stamps[r as usize] = rec_start;
-                    cands.push((rec_start, rec_end, r));
+                let rule = &rules[r as usize];
+                if !rule.followed_by.is_empty()
+                    && !followed(
+                        &batch[end..rec_end.min(end + rule.followed_within)],
+                        &rule.followed_by,
+                    )
+                {
+                    continue;
                 }
-            });
+                stamps[r as usize] = rec_start;
+                cands.push((rec_start, rec_end, r));
+            }
+        });
         // 2.+3. Confirm with the rule's regex on the record, validate the secret.
         for &(s, e, r) in scratch.cands.iter() {
             let rule = &self.rules[r as usize];

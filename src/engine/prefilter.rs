@@ -1,23 +1,22 @@
 //! First stage of the engine: find the records that may hold a secret, and which rules must
 //! look at them, in one pass over the batch.
 //!
-//! Keyword rules share one Aho-Corasick automaton (ASCII case-insensitive, DFA). Rules with
-//! no literal anchor (card numbers) use a strided digit-run scan that looks at one byte in
-//! twelve until it meets a digit. Records with no hit are never seen by a regex.
+//! Keyword rules share one keyword set (ASCII case-insensitive, see [`super::keywords`]).
+//! Rules with no literal anchor (card numbers) use a strided digit-run scan that looks at one
+//! byte in twelve until it meets a digit. Records with no hit are never seen by a regex.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-
+use super::keywords::Keywords;
 use crate::rules::{Prefilter as RulePrefilter, Rule};
 
 /// Minimum digits in a run for the digit-run prefilter (shortest card number is 13; a
 /// little slack for separators that the regex may skip).
 pub const MIN_DIGIT_RUN: usize = 12;
 
-/// The keyword automaton and the rule lists it triggers.
+/// The keyword set and the rule lists it triggers.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    ac: Option<AhoCorasick>,
-    /// For each automaton pattern, the rules to run when it hits.
+    keywords: Option<Keywords>,
+    /// For each keyword, the rules to run when it hits.
     pattern_rules: Vec<Vec<u16>>,
     /// Rules that run on records with a long digit run.
     digit_rules: Vec<u16>,
@@ -28,23 +27,28 @@ impl Prefilter {
     pub fn new(rules: &[Rule]) -> Prefilter {
         // One pattern per distinct keyword, each with the rules that listed it.
         let mut keywords: Vec<(String, Vec<u16>)> = Vec::new();
+        // Keyword → its place in `keywords` (a library of thousands of keywords builds fast).
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
         let mut digit_rules = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let i = u16::try_from(i).expect("fewer than 65536 rules");
             match &rule.prefilter {
                 RulePrefilter::Keywords(kws) => {
                     for k in kws {
-                        match keywords.iter_mut().find(|(w, _)| w == k) {
-                            Some((_, list)) => list.push(i),
-                            None => keywords.push((k.clone(), vec![i])),
+                        match index.get(k) {
+                            Some(&at) => keywords[at].1.push(i),
+                            None => {
+                                index.insert(k.clone(), keywords.len());
+                                keywords.push((k.clone(), vec![i]));
+                            }
                         }
                     }
                 }
                 RulePrefilter::DigitRun => digit_rules.push(i),
             }
         }
-        // The automaton reports every occurrence of every keyword (overlapping search), so a
-        // hit triggers exactly the rules that listed that keyword: `token` in `token expired`
+        // Every occurrence of every keyword is reported (overlapping ones too), so a hit
+        // triggers exactly the rules that listed that keyword: `token` in `token expired`
         // does not wake the rules keyed on `x-auth-token`.
         let pattern_rules: Vec<Vec<u16>> = keywords
             .iter()
@@ -55,45 +59,21 @@ impl Prefilter {
                 list
             })
             .collect();
-        let ac = if keywords.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(keywords.iter().map(|(k, _)| k.as_bytes()))
-                    .expect("keyword automaton builds"),
-            )
-        };
+        let words: Vec<&[u8]> = keywords.iter().map(|(k, _)| k.as_bytes()).collect();
+        let keywords = (!words.is_empty()).then(|| Keywords::new(&words));
         Prefilter {
-            ac,
+            keywords,
             pattern_rules,
             digit_rules,
         }
     }
 
-    /// Calls `hit(start, end, rules)` for every keyword hit (in order) and every long digit
-    /// run (in order, after the keyword hits; `end == start` there), with the rules that must
-    /// look at the record around it.
-    /// `lower` is scratch space: the keyword pass runs case-sensitively over an ASCII-lowercased
-    /// copy of the batch (a copy at several GB/s plus a case-sensitive automaton beats a
-    /// case-insensitive one, whose DFA is twice the size).
-    pub fn scan(&self, hay: &[u8], lower: &mut Vec<u8>, mut hit: impl FnMut(usize, usize, &[u16])) {
-        if let Some(ac) = &self.ac {
-            lower.clear();
-            lower.extend(hay.iter().map(u8::to_ascii_lowercase));
-            let mut state = aho_corasick::automaton::OverlappingState::start();
-            let input = aho_corasick::Input::new(&lower[..]);
-            loop {
-                ac.find_overlapping(input.clone(), &mut state);
-                let Some(m) = state.get_match() else { break };
-                hit(
-                    m.start(),
-                    m.end(),
-                    &self.pattern_rules[m.pattern().as_usize()],
-                );
-            }
+    /// Calls `hit(start, end, rules)` for every keyword hit (in order of start) and every
+    /// long digit run (in order, after the keyword hits; `end == start` there), with the
+    /// rules that must look at the record around it.
+    pub fn scan(&self, hay: &[u8], mut hit: impl FnMut(usize, usize, &[u16])) {
+        if let Some(k) = &self.keywords {
+            k.for_each(hay, |start, end, p| hit(start, end, &self.pattern_rules[p]));
         }
         if !self.digit_rules.is_empty() {
             for_each_digit_run(hay, MIN_DIGIT_RUN, |pos| hit(pos, pos, &self.digit_rules));
