@@ -48,11 +48,9 @@ fn build_engine(s: &Settings, ov: &Overrides) -> Result<Engine> {
             crate::fingerprint::KEY_ENV
         );
     }
-    Ok(Engine::new(
-        Matcher::new(s.rules.enabled()),
-        keyring,
-        s.template.clone(),
-    ))
+    let matcher = Matcher::new(s.rules.enabled());
+    matcher.compile_in_background();
+    Ok(Engine::new(matcher, keyring, s.template.clone()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -57,7 +57,9 @@ pub struct Matcher {
 /// Per-thread mutable state: regex caches and reusable buffers. Made by
 /// [`Matcher::scratch`]; never shared between threads.
 pub struct Scratch {
-    caches: Vec<(meta::Cache, Captures)>,
+    /// Per rule, made when the rule first gets a candidate: a cache for every rule of the
+    /// library is ~30 allocations each, and most rules stay idle in a given stream.
+    caches: Vec<Option<(meta::Cache, Captures)>>,
     /// Rule indices to run, per candidate record, as (record start, record end, rule).
     cands: Vec<(usize, usize, u16)>,
     /// Per rule: start of the last record queued for it (dedup without sorting).
@@ -101,6 +103,42 @@ impl Matcher {
         });
     }
 
+    /// Compiles, on a background thread, the rule regexes no record has needed yet.
+    ///
+    /// Built-in regexes compile on first use, so that start-up is fast (see
+    /// `rules::LazyRegex`); without this, the first record that wakes a rule would wait for
+    /// its compile (~0.1 ms each, several at once early in a stream). A long-running stream
+    /// calls this once: within ~50 ms of CPU every regex is ready, and a worker that needs
+    /// one sooner compiles it (or waits for the one compile in flight) itself.
+    pub fn compile_in_background(&self) {
+        let pending: Vec<_> = self
+            .rules
+            .iter()
+            .flat_map(|r| {
+                [
+                    Some(&r.regex),
+                    r.reject_before.as_ref(),
+                    r.reject_after.as_ref(),
+                ]
+            })
+            .flatten()
+            .filter(|re| !re.is_compiled())
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        // If no thread can be started, compiling on first use still works.
+        let _ = std::thread::Builder::new()
+            .name("logveil-compile".into())
+            .spawn(move || {
+                for re in pending {
+                    // An error is reported where the regex is used; built-ins have none.
+                    let _ = re.force();
+                }
+            });
+    }
+
     /// The rules, in index order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
@@ -115,11 +153,7 @@ impl Matcher {
     /// Per-thread scratch space for matching.
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            caches: self
-                .rules
-                .iter()
-                .map(|r| (r.regex.create_cache(), r.regex.create_captures()))
-                .collect(),
+            caches: (0..self.rules.len()).map(|_| None).collect(),
             cands: Vec::new(),
             stamps: Vec::new(),
             findings: Vec::new(),
@@ -239,13 +273,19 @@ impl Matcher {
         // 2.+3. Confirm with the rule's regex on the record, validate the secret.
         for &(s, e, r) in scratch.cands.iter() {
             let rule = &self.rules[r as usize];
-            let (cache, caps) = &mut scratch.caches[r as usize];
+            let compiled = rule.regex.get();
+            let (cache, caps) = scratch.caches[r as usize].get_or_insert_with(|| {
+                (
+                    compiled.regex.create_cache(),
+                    compiled.regex.create_captures(),
+                )
+            });
             let hay = &batch[s..e];
             let mut input = Input::new(hay);
             loop {
-                rule.regex.search_captures_with(cache, &input, caps);
+                compiled.regex.search_captures_with(cache, &input, caps);
                 let Some(m) = caps.get_match() else { break };
-                if let Some(span) = caps.get_group(rule.secret_group) {
+                if let Some(span) = caps.get_group(compiled.secret_group) {
                     if !span.is_empty() && rule.accepts(hay, span.range()) {
                         scratch.findings.push(Finding {
                             start: s + span.start,

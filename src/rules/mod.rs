@@ -5,16 +5,17 @@
 //! (log lines where it must find a secret) and negative examples (where it must not); the
 //! examples are checked at load for custom packs and by `logveil rules check` for all.
 
+mod lazy;
 mod pack;
 pub mod validators;
 
+pub use lazy::{Compiled, LazyRegex};
 pub use pack::{compile_regex, escape_tolerant, fields_pack, parse_pack, DEFAULT_FIELD_NAMES};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use regex_automata::meta;
 use serde::Deserialize;
 
 pub use validators::Validator;
@@ -66,10 +67,9 @@ pub struct Rule {
     pub description: String,
     /// The regex as written.
     pub regex_text: String,
-    /// The compiled regex.
-    pub regex: meta::Regex,
-    /// Capture group index of the secret (0 = whole match).
-    pub secret_group: usize,
+    /// The regex (escape-tolerant) and the group of its secret, compiled on first use for
+    /// built-in rules (see [`LazyRegex`]).
+    pub regex: LazyRegex,
     /// How the prefilter wakes the rule.
     pub prefilter: Prefilter,
     /// A keyword hit counts only if one of these literals follows it within
@@ -80,11 +80,11 @@ pub struct Rule {
     /// A candidate is dropped when the text right before its secret (up to
     /// [`REJECT_BEFORE_WINDOW`] bytes of the record) ends with a match of this regex, e.g. a
     /// card-like number that is the value of `order_id=`. Runs only on validated candidates.
-    pub reject_before: Option<meta::Regex>,
+    pub reject_before: Option<LazyRegex>,
     /// A candidate is dropped when the text right after its secret (up to
     /// [`REJECT_BEFORE_WINDOW`] bytes of the record) starts with a match of this regex, e.g.
     /// `.5` after the digits of a float.
-    pub reject_after: Option<meta::Regex>,
+    pub reject_after: Option<LazyRegex>,
     /// How the secret is recognised; `Free` values get the value-shape checks.
     pub value: ValueKind,
     /// Checks a candidate secret must pass.
@@ -104,6 +104,11 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Capture group index of the secret (0 = whole match). Compiles the regex if needed.
+    pub fn secret_group(&self) -> usize {
+        self.regex.get().secret_group
+    }
+
     /// Runs the validators, entropy floor, placeholder list, the JSON value check and
     /// `reject_before`/`reject_after` on one candidate secret `record[span]`.
     pub fn accepts(&self, record: &[u8], span: std::ops::Range<usize>) -> bool {
@@ -126,13 +131,13 @@ impl Rule {
         }
         if let Some(re) = &self.reject_before {
             let before = &record[span.start.saturating_sub(REJECT_BEFORE_WINDOW)..span.start];
-            if re.is_match(before) {
+            if re.get().regex.is_match(before) {
                 return false;
             }
         }
         if let Some(re) = &self.reject_after {
             let after = &record[span.end..record.len().min(span.end + REJECT_BEFORE_WINDOW)];
-            if re.is_match(after) {
+            if re.get().regex.is_match(after) {
                 return false;
             }
         }

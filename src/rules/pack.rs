@@ -6,6 +6,7 @@ use regex_automata::meta;
 use regex_automata::util::syntax;
 use serde::Deserialize;
 
+use super::lazy::Group;
 use super::*;
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +175,7 @@ pub(super) fn regex_error(e: &meta::BuildError) -> String {
     }
 }
 
-pub(super) fn compile(spec: RuleSpec, meta: &PackMeta, origin: &str) -> Result<Rule> {
+pub(super) fn compile(mut spec: RuleSpec, meta: &PackMeta, origin: &str) -> Result<Rule> {
     let (pack, pack_enabled) = (meta.id.as_str(), meta.enabled);
     let ctx = |msg: String| anyhow::anyhow!("{origin}: rule '{}': {msg}", spec.id);
     if spec.id.is_empty()
@@ -191,37 +192,13 @@ pub(super) fn compile(spec: RuleSpec, meta: &PackMeta, origin: &str) -> Result<R
             crate::fingerprint::MAX_RULE_ID_LEN
         )));
     }
-    let regex = compile_regex(&spec.regex).map_err(|e| {
-        // Report the error against the rule's own text, not the escape-tolerant rewrite.
-        let plain = meta::Regex::builder()
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
-            .build(&spec.regex)
-            .err()
-            .map_or_else(|| regex_error(&e), |p| regex_error(&p));
-        ctx(format!("invalid regex: {plain}"))
-    })?;
-    let secret_group = match &spec.secret_group {
-        Some(GroupRef::Index(i)) => {
-            if *i
-                >= regex
-                    .group_info()
-                    .group_len(regex_automata::PatternID::ZERO)
-            {
-                return Err(ctx(format!("secret_group {i} does not exist in the regex")));
-            }
-            *i
-        }
-        Some(GroupRef::Name(name)) => regex
-            .group_info()
-            .to_index(regex_automata::PatternID::ZERO, name)
-            .ok_or_else(|| ctx(format!("secret_group '{name}' does not exist in the regex")))?,
-        None => regex
-            .group_info()
-            .to_index(regex_automata::PatternID::ZERO, "secret")
-            .ok_or_else(|| {
-                ctx("the regex has no (?P<secret>...) group; name the secret's group, or set secret_group = 0 to take the whole match".into())
-            })?,
-    };
+    // Built-in regexes compile on first use (see `lazy`); custom ones now, so that their
+    // errors come at load.
+    let eager = !origin.starts_with("builtin:");
+    let regex = LazyRegex::new(spec.regex.clone(), Group::Rule(spec.secret_group.take()));
+    if eager {
+        regex.force().map_err(|e| ctx(e.to_string()))?;
+    }
     let prefilter = match spec.prefilter.as_deref() {
         Some("digit-run") => {
             if !spec.keywords.is_empty() {
@@ -276,20 +253,27 @@ pub(super) fn compile(spec: RuleSpec, meta: &PackMeta, origin: &str) -> Result<R
     if spec.followed_within.is_some() && spec.followed_by.is_empty() {
         return Err(ctx("followed_within without followed_by".into()));
     }
-    let reject_before = match &spec.reject_before {
-        Some(r) => Some(
-            compile_regex(&format!("(?:{r})$"))
-                .map_err(|e| ctx(format!("invalid reject_before regex: {}", regex_error(&e))))?,
-        ),
-        None => None,
+    let side = |r: &Option<String>, wrap: fn(&str) -> String, what: &str| match r {
+        Some(r) => {
+            let re = LazyRegex::new(wrap(r), Group::Whole);
+            if eager {
+                re.force().map_err(|e| {
+                    ctx(format!(
+                        "invalid {what} regex: {}",
+                        e.trim_start_matches("invalid regex: ")
+                    ))
+                })?;
+            }
+            Ok::<_, anyhow::Error>(Some(re))
+        }
+        None => Ok(None),
     };
-    let reject_after = match &spec.reject_after {
-        Some(r) => Some(
-            compile_regex(&format!("^(?:{r})"))
-                .map_err(|e| ctx(format!("invalid reject_after regex: {}", regex_error(&e))))?,
-        ),
-        None => None,
-    };
+    let reject_before = side(
+        &spec.reject_before,
+        |r| format!("(?:{r})$"),
+        "reject_before",
+    )?;
+    let reject_after = side(&spec.reject_after, |r| format!("^(?:{r})"), "reject_after")?;
     let mut vals = Vec::new();
     for name in &spec.validators {
         let v = Validator::from_name(name).ok_or_else(|| {
@@ -314,7 +298,6 @@ pub(super) fn compile(spec: RuleSpec, meta: &PackMeta, origin: &str) -> Result<R
         description: spec.description,
         regex_text: spec.regex,
         regex,
-        secret_group,
         prefilter,
         followed_by: spec
             .followed_by

@@ -72,7 +72,7 @@ fn readme_documents_every_builtin_rule_id() {
 fn pack_parses_and_secret_group_resolves() {
     let (pack, _, rules) = parse_pack(PACK, "t.toml").unwrap();
     assert_eq!(pack, "test");
-    assert_eq!(rules[0].secret_group, 1);
+    assert_eq!(rules[0].secret_group(), 1);
 }
 
 fn err_of(text: &str) -> String {
@@ -102,7 +102,7 @@ fn bad_rules_are_rejected_with_file_and_id() {
         "ok.toml",
     )
     .unwrap();
-    assert_eq!(r[0].secret_group, 0);
+    assert_eq!(r[0].secret_group(), 0);
     let e = err_of(&PACK.replace(
         "examples = [\"x",
         "validators = [\"nope\"]\nexamples = [\"x",
@@ -150,4 +150,46 @@ fn selection_disables_packs_and_rules() {
             enable: vec![]
         })
         .is_err());
+}
+
+#[test]
+fn builtin_regexes_compile_on_first_use_once_for_all_clones() {
+    let set = RuleSet::builtin().unwrap();
+    // Loading compiles nothing: start-up does not pay for rules the input never wakes.
+    assert!(set.rules.iter().all(|r| !r.regex.is_compiled()));
+    let copy = set.enabled();
+    let r = &set.rules[0];
+    r.regex.get();
+    assert!(r.regex.is_compiled());
+    let twin = copy.iter().find(|c| c.id == r.id).unwrap();
+    assert!(twin.regex.is_compiled(), "a clone compiles its own copy");
+    // And every built-in one compiles, with its secret group (the lazy path cannot fail
+    // at run time for anything the binary ships).
+    for r in &set.rules {
+        let c = r.regex.force().unwrap_or_else(|e| panic!("{}: {e}", r.id));
+        assert!(
+            c.secret_group
+                < c.regex
+                    .group_info()
+                    .group_len(regex_automata::PatternID::ZERO)
+        );
+        for side in [&r.reject_before, &r.reject_after].into_iter().flatten() {
+            side.force().unwrap_or_else(|e| panic!("{}: {e}", r.id));
+        }
+    }
+}
+
+#[test]
+fn custom_pack_regexes_are_compiled_and_checked_at_load() {
+    let (_, _, rules) = parse_pack(PACK, "custom.toml").unwrap();
+    assert!(rules[0].regex.is_compiled());
+    let bad = PACK.replace("reject", "x").replace(
+        "keywords = [\"demo_\"]",
+        "keywords = [\"demo_\"]\nreject_after = '''(unclosed'''",
+    );
+    let e = parse_pack(&bad, "custom.toml").unwrap_err().to_string();
+    assert!(
+        e.contains("invalid reject_after regex") && e.contains("demo-token"),
+        "{e}"
+    );
 }
