@@ -13,7 +13,8 @@
 //!
 //! Absolute MiB/s move between runs on shared machines; the ratios against `cat` and between
 //! rows of the same run are the figures to compare.
-//! Environment: `LOGVEIL_BENCH_MB` (default 256), `LOGVEIL_BENCH_REPS` (default 3).
+//! Environment: `LOGVEIL_BENCH_MB` (default 256), `LOGVEIL_BENCH_REPS` (default 3),
+//! `LOGVEIL_BENCH_CORPUS` (a log file to use instead of the generated corpus).
 
 use std::path::Path;
 use std::process::Command;
@@ -228,16 +229,26 @@ fn main() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let corpus = dir.path().join("corpus.log");
-    let (data, labels) = logveil::corpus::generate_vec(mb << 20, 7, 0.01);
+    // A corpus written by someone else (`LOGVEIL_BENCH_CORPUS=FILE`, e.g. real logs or
+    // another generator) checks that the figures do not hold only on our own generator.
+    let external = std::env::var_os("LOGVEIL_BENCH_CORPUS").filter(|_| !quick);
+    let (data, what) = match &external {
+        Some(f) => (
+            std::fs::read(f).expect("read LOGVEIL_BENCH_CORPUS"),
+            format!("{}", Path::new(f).display()),
+        ),
+        None => {
+            let (data, labels) = logveil::corpus::generate_vec(mb << 20, 7, 0.01);
+            (data, format!("{} planted secrets (seed 7)", labels.len()))
+        }
+    };
     std::fs::write(&corpus, &data).expect("write corpus");
     let len = data.len();
     let lines = memchr::memchr_iter(b'\n', &data).count();
     println!(
-        "corpus: {:.1} MiB, {lines} lines, {} planted secrets (seed 7); median of {reps}",
+        "corpus: {:.1} MiB, {lines} lines, {what}; median of {reps}",
         len as f64 / 1048576.0,
-        labels.len()
     );
-
     // cat, file to file.
     let out = dir.path().join("out.log");
     let cat = time_cmd(reps, || {
@@ -357,22 +368,10 @@ fn main() {
         );
     };
     row("cat file > file", cat);
-    row(
-        &format!("keyword pass, sieve, {} keywords", kws.len()),
-        sieve_t,
-    );
-    row(
-        &format!("keyword pass, AC DFA, {} keywords", kws.len()),
-        dfa_t,
-    );
-    row(
-        &format!("keyword pass, sieve, {} keywords", kws2.len()),
-        sieve2_t,
-    );
-    row(
-        &format!("keyword pass, AC DFA, {} keywords", kws2.len()),
-        dfa2_t,
-    );
+    for (n, sieve, dfa) in [(kws.len(), sieve_t, dfa_t), (kws2.len(), sieve2_t, dfa2_t)] {
+        row(&format!("keyword pass, sieve, {n} keywords"), sieve);
+        row(&format!("keyword pass, AC DFA, {n} keywords"), dfa);
+    }
     row("engine alone, 1 thread, 40 rules", engine40);
     row(&format!("engine alone, 1 thread, {nrules} rules"), engine_t);
     row(

@@ -12,6 +12,10 @@ use crate::rules::{Prefilter as RulePrefilter, Rule};
 /// little slack for separators that the regex may skip).
 pub const MIN_DIGIT_RUN: usize = 12;
 
+// The sieve hashes a keyword's first three bytes: every keyword a rule pack may declare
+// must be at least that long (the pack loader enforces `MIN_KEYWORD_LEN`).
+const _: () = assert!(crate::rules::MIN_KEYWORD_LEN >= super::keywords::MIN_LEN);
+
 /// The keyword set and the rule lists it triggers.
 #[derive(Debug, Clone)]
 pub struct Prefilter {

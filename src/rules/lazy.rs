@@ -1,7 +1,7 @@
 //! Rule regexes compiled on first use.
 //!
 //! Compiling the ~300 regexes of the built-in library (meta regex: parse, NFA, literal
-//! prefilters) was most of logveil's start-up (about 40 of 70 ms), and most rules never see
+//! prefilters) was most of logveil's start-up (about 55 of 70 ms), and most rules never see
 //! a candidate in a given stream. So a built-in rule's regex is compiled the first time the
 //! prefilter sends it a record (tens of microseconds, once per process: the compiled regex
 //! is shared by every worker through an `Arc`). The built-in packs are part of the binary
@@ -27,8 +27,8 @@ pub struct Compiled {
 /// Which group holds the secret.
 #[derive(Debug)]
 pub(super) enum Group {
-    /// The whole match (used for `reject_before`/`reject_after`).
-    Whole,
+    /// The whole match: a `reject_before`/`reject_after` regex (named so in errors).
+    Whole(&'static str),
     /// As the rule says (`secret_group`), or the group named `secret`.
     Rule(Option<GroupRef>),
 }
@@ -77,7 +77,12 @@ impl LazyRegex {
         }
     }
 
-    /// True once compiled (for tests and the start-up report).
+    /// The pattern as written (for a `reject_*` regex, with its anchoring wrapper).
+    pub fn pattern(&self) -> &str {
+        &self.0.pattern
+    }
+
+    /// True once compiled (the background compile skips those).
     pub fn is_compiled(&self) -> bool {
         self.0.cell.get().is_some()
     }
@@ -91,11 +96,14 @@ fn build(pattern: &str, group: &Group) -> Result<Compiled, String> {
             .build(pattern)
             .err()
             .map_or_else(|| regex_error(&e), |p| regex_error(&p));
-        format!("invalid regex: {plain}")
+        match group {
+            Group::Whole(what) => format!("invalid {what} regex: {plain}"),
+            Group::Rule(_) => format!("invalid regex: {plain}"),
+        }
     })?;
     let info = regex.group_info();
     let secret_group = match group {
-        Group::Whole => 0,
+        Group::Whole(_) => 0,
         Group::Rule(Some(GroupRef::Index(i))) => {
             if *i >= info.group_len(PatternID::ZERO) {
                 return Err(format!("secret_group {i} does not exist in the regex"));

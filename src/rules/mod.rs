@@ -65,10 +65,8 @@ pub struct Rule {
     pub pack: String,
     /// What it finds.
     pub description: String,
-    /// The regex as written.
-    pub regex_text: String,
-    /// The regex (escape-tolerant) and the group of its secret, compiled on first use for
-    /// built-in rules (see [`LazyRegex`]).
+    /// The regex as written ([`LazyRegex::pattern`]), compiled escape-tolerant with the
+    /// group of its secret on first use for built-in rules (see [`LazyRegex`]).
     pub regex: LazyRegex,
     /// How the prefilter wakes the rule.
     pub prefilter: Prefilter,

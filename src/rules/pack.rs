@@ -195,7 +195,10 @@ pub(super) fn compile(mut spec: RuleSpec, meta: &PackMeta, origin: &str) -> Resu
     // Built-in regexes compile on first use (see `lazy`); custom ones now, so that their
     // errors come at load.
     let eager = !origin.starts_with("builtin:");
-    let regex = LazyRegex::new(spec.regex.clone(), Group::Rule(spec.secret_group.take()));
+    let regex = LazyRegex::new(
+        std::mem::take(&mut spec.regex),
+        Group::Rule(spec.secret_group.take()),
+    );
     if eager {
         regex.force().map_err(|e| ctx(e.to_string()))?;
     }
@@ -253,27 +256,25 @@ pub(super) fn compile(mut spec: RuleSpec, meta: &PackMeta, origin: &str) -> Resu
     if spec.followed_within.is_some() && spec.followed_by.is_empty() {
         return Err(ctx("followed_within without followed_by".into()));
     }
-    let side = |r: &Option<String>, wrap: fn(&str) -> String, what: &str| match r {
-        Some(r) => {
-            let re = LazyRegex::new(wrap(r), Group::Whole);
-            if eager {
-                re.force().map_err(|e| {
-                    ctx(format!(
-                        "invalid {what} regex: {}",
-                        e.trim_start_matches("invalid regex: ")
-                    ))
-                })?;
-            }
-            Ok::<_, anyhow::Error>(Some(re))
-        }
-        None => Ok(None),
+    let side = |wrapped: Option<String>, what: &'static str| {
+        wrapped
+            .map(|w| {
+                let re = LazyRegex::new(w, Group::Whole(what));
+                if eager {
+                    re.force().map_err(|e| ctx(e.to_string()))?;
+                }
+                Ok::<_, anyhow::Error>(re)
+            })
+            .transpose()
     };
     let reject_before = side(
-        &spec.reject_before,
-        |r| format!("(?:{r})$"),
+        spec.reject_before.as_ref().map(|r| format!("(?:{r})$")),
         "reject_before",
     )?;
-    let reject_after = side(&spec.reject_after, |r| format!("^(?:{r})"), "reject_after")?;
+    let reject_after = side(
+        spec.reject_after.as_ref().map(|r| format!("^(?:{r})")),
+        "reject_after",
+    )?;
     let mut vals = Vec::new();
     for name in &spec.validators {
         let v = Validator::from_name(name).ok_or_else(|| {
@@ -296,7 +297,6 @@ pub(super) fn compile(mut spec: RuleSpec, meta: &PackMeta, origin: &str) -> Resu
         id: spec.id,
         pack: pack.to_string(),
         description: spec.description,
-        regex_text: spec.regex,
         regex,
         prefilter,
         followed_by: spec

@@ -365,7 +365,7 @@ pub fn positives(rules: &[Rule], variants: usize, seed: u64) -> Vec<Sample> {
             let mut fixed = fixed_positions(secret, &others);
             // Literal structure: runs of 2+ characters that the regex spells out (`AKIA`,
             // `api03`, `-us`, `0x`, `AGE-SECRET-KEY-1`) stay as they are.
-            let literal = literal_positions(secret, &rule.regex_text);
+            let literal = literal_positions(secret, rule.regex.pattern());
             for (f, l) in fixed.iter_mut().zip(&literal) {
                 *f |= *l;
             }
@@ -373,7 +373,7 @@ pub fn positives(rules: &[Rule], variants: usize, seed: u64) -> Vec<Sample> {
                 .iter()
                 .map(|(l, sp)| {
                     let s = &l.as_bytes()[sp.clone()];
-                    (s, literal_positions(s, &rule.regex_text))
+                    (s, literal_positions(s, rule.regex.pattern()))
                 })
                 .collect();
             // Card numbers keep their issuer prefix (the first 6 digits): the rule knows brands.
