@@ -249,22 +249,36 @@ impl Matcher {
         let (mut rec_start, mut rec_end) = (usize::MAX, 0usize);
         let rules = &self.rules;
         self.prefilter.scan(batch, |start, end, hit_rules| {
-            if !(rec_start <= start && start < rec_end) {
-                rec_start = memchr::memrchr(b'\n', &batch[..start]).map_or(0, |i| i + 1);
-                rec_end = memchr::memchr(b'\n', &batch[start..]).map_or(batch.len(), |i| start + i);
-            }
+            // The hit's record is found only once a rule survives `followed_by`: most hits
+            // of common keywords (`token`, `kafka`, `pat`) end there, and finding the
+            // record's bounds is two scans over it.
+            let mut mapped = rec_start <= start && start < rec_end;
             for &r in hit_rules {
-                if stamps[r as usize] == rec_start {
+                if mapped && stamps[r as usize] == rec_start {
                     continue;
                 }
                 let rule = &rules[r as usize];
-                if !rule.followed_by.is_empty()
-                    && !followed(
-                        &batch[end..rec_end.min(end + rule.followed_within)],
-                        &rule.followed_by,
-                    )
-                {
-                    continue;
+                if !rule.followed_by.is_empty() {
+                    let limit = if mapped { rec_end } else { batch.len() };
+                    let mut window = &batch[end..limit.min(end + rule.followed_within)];
+                    if !mapped {
+                        // The window stops at the record's end, as the regex does.
+                        if let Some(nl) = memchr::memchr(b'\n', window) {
+                            window = &window[..nl];
+                        }
+                    }
+                    if !followed(window, &rule.followed_by) {
+                        continue;
+                    }
+                }
+                if !mapped {
+                    rec_start = memchr::memrchr(b'\n', &batch[..start]).map_or(0, |i| i + 1);
+                    rec_end =
+                        memchr::memchr(b'\n', &batch[start..]).map_or(batch.len(), |i| start + i);
+                    mapped = true;
+                    if stamps[r as usize] == rec_start {
+                        continue;
+                    }
                 }
                 stamps[r as usize] = rec_start;
                 cands.push((rec_start, rec_end, r));
