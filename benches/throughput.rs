@@ -9,7 +9,11 @@
 //! - the engine alone, one thread, in memory (prefilter + confirm + replace), with the 40
 //!   core rules, the full library, and the full library plus as many synthetic vendor-token
 //!   rules (how the speed holds as the library grows),
-//! - the whole CLI, file to file, with 1 thread and with the default thread count.
+//! - the whole CLI, file to file, with 1 thread and with the default thread count,
+//! - Vectorscan (Hyperscan's maintained fork) scanning the same corpus with the library's
+//!   own rule regexes, detecting only, when `libvectorscan-dev` is installed
+//!   (`bash benches/peers/install.sh`): the anchor of a fast multi-regex scanner
+//!   (`benches/peers/vectorscan.c`, built here with `cc`).
 //!
 //! Absolute MiB/s move between runs on shared machines; the ratios against `cat` and between
 //! rows of the same run are the figures to compare.
@@ -97,6 +101,92 @@ fn time_cmd(reps: u64, mut make: impl FnMut() -> Command) -> Duration {
             })
             .collect(),
     )
+}
+
+/// What Vectorscan did: median scan time, regexes it took, regexes offered, matches.
+struct Peer {
+    time: Duration,
+    compiled: usize,
+    total: usize,
+    matches: u64,
+}
+
+/// Runs the Vectorscan peer over `corpus` with the rules' regexes, or says why it cannot.
+fn vectorscan(dir: &Path, corpus: &Path, rules: &[Rule], reps: u64) -> Result<Peer, String> {
+    let flags = |what: &str| -> Result<Vec<String>, String> {
+        let out = Command::new("pkg-config")
+            .args([what, "libhs"])
+            .output()
+            .map_err(|e| format!("pkg-config: {e}"))?;
+        if !out.status.success() {
+            return Err("libvectorscan-dev is not installed".into());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect())
+    };
+    let (cflags, libs) = (flags("--cflags")?, flags("--libs")?);
+    let exe = dir.join("vectorscan");
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/vectorscan.c");
+    let st = Command::new("cc")
+        .arg("-O2")
+        .args(&cflags)
+        .arg(src)
+        .arg("-o")
+        .arg(&exe)
+        .args(&libs)
+        .status()
+        .map_err(|e| format!("cc: {e}"))?;
+    if !st.success() {
+        return Err(format!("cc failed to build {src}"));
+    }
+    // The rules' regexes as Vectorscan reads them: a named group becomes a plain one (it
+    // reports no groups anyway). One per line; a regex never holds a raw newline.
+    let named = regex_automata::meta::Regex::new(r"\(\?P?<[A-Za-z_][A-Za-z0-9_]*>").unwrap();
+    let mut text = String::new();
+    for r in rules {
+        let p = r.regex.pattern();
+        let mut last = 0;
+        for m in named.find_iter(p) {
+            text.push_str(&p[last..m.start()]);
+            text.push('(');
+            last = m.end();
+        }
+        text.push_str(&p[last..]);
+        text.push('\n');
+    }
+    let pats = dir.join("vectorscan-patterns.txt");
+    std::fs::write(&pats, text).map_err(|e| format!("write patterns: {e}"))?;
+    let out = Command::new(&exe)
+        .arg(&pats)
+        .arg(corpus)
+        .arg(reps.to_string())
+        .output()
+        .map_err(|e| format!("run vectorscan: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "vectorscan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |name: &str| -> Result<String, String> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=').map(String::from))
+            .ok_or_else(|| format!("vectorscan printed no {name}: {line}"))
+    };
+    let compiled = field("compiled")?;
+    let (u, t) = compiled
+        .split_once('/')
+        .ok_or_else(|| format!("bad compiled= in {line}"))?;
+    let num = |s: &str| s.parse::<f64>().map_err(|e| format!("{e} in {line}"));
+    Ok(Peer {
+        time: Duration::from_secs_f64(num(&field("seconds")?)?),
+        compiled: num(u)? as usize,
+        total: num(t)? as usize,
+        matches: num(&field("matches")?)? as u64,
+    })
 }
 
 /// Splits the corpus into batches of about `size` bytes ending at newlines, as the framer does.
@@ -333,6 +423,7 @@ fn main() {
     let kws2 = keywords_of(&doubled);
     let (sieve2_t, dfa2_t, _) = keyword_pass(&kws2, &bs, reps);
     let (engine40, _) = run_engine(subset);
+    let rules_for_peer = rules.clone();
     let (engine_t, findings) = run_engine(rules);
     let (engine2_t, findings2) = run_engine(doubled);
     assert_eq!(
@@ -357,6 +448,7 @@ fn main() {
     };
     let cli1 = cli(Some(1));
     let cli_n = cli(None);
+    let peer = vectorscan(dir.path(), &corpus, &rules_for_peer, reps);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     println!("{:<44} {:>10} {:>12}", "what", "MiB/s", "vs cat");
@@ -380,6 +472,13 @@ fn main() {
     );
     row("logveil run file -o file, --threads 1", cli1);
     row(&format!("logveil run file -o file, {cpus} threads"), cli_n);
+    match &peer {
+        Ok(p) => row(
+            &format!("Vectorscan, scan only, {}/{} regexes", p.compiled, p.total),
+            p.time,
+        ),
+        Err(why) => println!("Vectorscan row left out: {why} (bash benches/peers/install.sh)"),
+    }
     println!("engine findings: {findings}; keyword hits: {kw_hits}");
     println!(
         "keyword pass: the sieve at {:.2}x the speed of the DFA ({} keywords), {:.2}x ({} keywords)",
@@ -395,6 +494,18 @@ fn main() {
     println!(
         "full library vs 40 rules: {:.2}x the time",
         engine_t.as_secs_f64() / engine40.as_secs_f64()
+    );
+    if let Ok(p) = &peer {
+        println!(
+            "logveil --threads 1 vs Vectorscan scan-only: {:.2}x the speed; {cpus} threads: {:.2}x (Vectorscan: {} matches)",
+            p.time.as_secs_f64() / cli1.as_secs_f64(),
+            p.time.as_secs_f64() / cli_n.as_secs_f64(),
+            p.matches
+        );
+    }
+    println!(
+        "{cpus} threads vs 1: {:.2}x",
+        cli1.as_secs_f64() / cli_n.as_secs_f64()
     );
     println!(
         "start-up, empty input: {:.1} ms; compiling every rule regex up front: {:.1} ms",
