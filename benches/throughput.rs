@@ -477,8 +477,14 @@ fn main() {
         engine2_t,
     );
     row("logveil run file -o /dev/null, --threads 1", cli1);
-    row(&format!("logveil run file -o /dev/null, {cpus} threads"), cli_n);
-    row(&format!("logveil run file -o file, {cpus} threads"), cli_file);
+    row(
+        &format!("logveil run file -o /dev/null, {cpus} threads"),
+        cli_n,
+    );
+    row(
+        &format!("logveil run file -o file, {cpus} threads"),
+        cli_file,
+    );
     match &peer {
         Ok(p) => row(
             &format!("Vectorscan, scan only, {}/{} regexes", p.compiled, p.total),

@@ -10,7 +10,10 @@ mod pack;
 pub mod validators;
 
 pub use lazy::{Compiled, LazyRegex};
-pub use pack::{compile_regex, escape_tolerant, fields_pack, parse_pack, DEFAULT_FIELD_NAMES};
+pub use pack::{
+    compile_regex, escape_tolerant, fields_pack, parse_builtin_pack, parse_pack,
+    DEFAULT_FIELD_NAMES,
+};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -168,8 +171,9 @@ impl RuleSet {
     /// The built-in packs only.
     pub fn builtin() -> Result<RuleSet> {
         let mut set = RuleSet::default();
-        for (name, text) in BUILTIN_PACKS {
-            set.add_pack(text, &format!("builtin:{name}"))?;
+        for (name, json) in BUILTIN_PACKS {
+            let origin = format!("builtin:{name}");
+            set.add_parsed(parse_builtin_pack(json, &origin)?, &origin)?;
         }
         let names: Vec<String> = DEFAULT_FIELD_NAMES.iter().map(|n| n.to_string()).collect();
         set.add_pack(&fields_pack(&names)?, "builtin:fields")?;
@@ -231,7 +235,15 @@ impl RuleSet {
 
     /// Adds a pack; returns the indices of its rules.
     fn add_pack(&mut self, text: &str, origin: &str) -> Result<Vec<usize>> {
-        let (pack, description, rules) = parse_pack(text, origin)?;
+        self.add_parsed(parse_pack(text, origin)?, origin)
+    }
+
+    /// Adds a parsed pack; returns the indices of its rules.
+    fn add_parsed(
+        &mut self,
+        (pack, description, rules): (String, String, Vec<Rule>),
+        origin: &str,
+    ) -> Result<Vec<usize>> {
         if let Some(p) = self.packs.iter_mut().find(|(id, _)| *id == pack) {
             // Same pack id: the new pack replaces the old one.
             p.1 = description;

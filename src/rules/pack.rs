@@ -322,6 +322,18 @@ pub(super) fn compile(mut spec: RuleSpec, meta: &PackMeta, origin: &str) -> Resu
 pub fn parse_pack(text: &str, origin: &str) -> Result<(String, String, Vec<Rule>)> {
     let file: PackFile =
         toml::from_str(text).map_err(|e| crate::text::toml_error(&e, text, origin))?;
+    build_pack(file, origin)
+}
+
+/// A built-in pack: its TOML converted to JSON at build time (see `build.rs`), same fields,
+/// same checks, without the TOML parse at start-up.
+pub fn parse_builtin_pack(json: &str, origin: &str) -> Result<(String, String, Vec<Rule>)> {
+    let file: PackFile =
+        serde_json::from_str(json).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    build_pack(file, origin)
+}
+
+fn build_pack(file: PackFile, origin: &str) -> Result<(String, String, Vec<Rule>)> {
     let pack = file.pack.id.clone();
     let mut rules = Vec::with_capacity(file.rules.len());
     for spec in file.rules {
