@@ -181,12 +181,15 @@ fn vectorscan(dir: &Path, corpus: &Path, rules: &[Rule], reps: u64) -> Result<Pe
     let (u, t) = compiled
         .split_once('/')
         .ok_or_else(|| format!("bad compiled= in {line}"))?;
-    let num = |s: &str| s.parse::<f64>().map_err(|e| format!("{e} in {line}"));
+    let int = |s: &str| s.parse::<u64>().map_err(|e| format!("{e} in {line}"));
+    let secs = field("seconds")?
+        .parse::<f64>()
+        .map_err(|e| format!("{e} in {line}"))?;
     Ok(Peer {
-        time: Duration::from_secs_f64(num(&field("seconds")?)?),
-        compiled: num(u)? as usize,
-        total: num(t)? as usize,
-        matches: num(&field("matches")?)? as u64,
+        time: Duration::from_secs_f64(secs),
+        compiled: int(u)? as usize,
+        total: int(t)? as usize,
+        matches: int(&field("matches")?)?,
     })
 }
 
@@ -525,5 +528,4 @@ fn main() {
         startup.as_secs_f64() * 1000.0,
         compile_all.as_secs_f64() * 1000.0
     );
-    let _ = Path::new(&out);
 }

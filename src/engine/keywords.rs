@@ -200,8 +200,7 @@ impl Keywords {
         }
         while i + MIN_LEN <= n {
             let k = fold3(hay[i], hay[i + 1], hay[i + 2]);
-            let h = sieve_hash(k, bits) as usize;
-            if (sieve[h >> 6] >> (h & 63)) & 1 != 0 {
+            if bit(sieve, sieve_hash(k, bits)) {
                 self.verify(hay, i, &mut f);
             }
             i += 1;
@@ -212,10 +211,11 @@ impl Keywords {
     #[inline(never)]
     fn verify(&self, hay: &[u8], i: usize, f: &mut impl FnMut(usize, usize, usize)) {
         let k = fold3(hay[i], hay[i + 1], hay[i + 2]);
+        // The four-byte key extends the three-byte one already folded.
         let long = hay.len() > i + 3
             && bit(
                 &self.second,
-                second_hash(second_key(&hay[i..i + 4]), self.second_bits),
+                second_hash(k | u32::from(hay[i + 3] | 0x20) << 24, self.second_bits),
             );
         let short = self.has_short && bit(&self.second, second_hash(k, self.second_bits));
         if !(long || short) {
