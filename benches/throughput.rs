@@ -5,7 +5,8 @@
 //! - `cat` file to file (the I/O ceiling of this machine, right now),
 //! - the keyword pass alone, one thread: the sieve (`engine::keywords`) against an
 //!   Aho-Corasick DFA over a lowercased copy (the first stage it replaced), same keywords,
-//!   and both must report the same number of hits,
+//!   and both must report the same number of hits; also the sieve's portable path (no
+//!   SIMD first stage) against its AVX2 one, and the CLI with `LOGVEIL_NO_SIMD=1`,
 //! - the engine alone, one thread, in memory (prefilter + confirm + replace), with the 40
 //!   core rules, the full library, and the full library plus as many synthetic vendor-token
 //!   rules (how the speed holds as the library grows),
@@ -256,8 +257,9 @@ fn keywords_of(rules: &[Rule]) -> Vec<String> {
     kws
 }
 
-/// The keyword pass alone over `bs`: (sieve time, DFA time, hits), checked to agree.
-fn keyword_pass(kws: &[String], bs: &[Bytes], reps: u64) -> (Duration, Duration, usize) {
+/// The keyword pass alone over `bs`: (sieve time, its portable path's time, DFA time,
+/// hits), checked to agree.
+fn keyword_pass(kws: &[String], bs: &[Bytes], reps: u64) -> (Duration, Duration, Duration, usize) {
     let sieve = Keywords::new(kws);
     let dfa = aho_corasick::AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::Standard)
@@ -276,6 +278,24 @@ fn keyword_pass(kws: &[String], bs: &[Bytes], reps: u64) -> (Duration, Duration,
                 t.elapsed()
             })
             .collect(),
+    );
+    // The same sieve without the SIMD first stage (what a CPU without AVX2 runs).
+    let mut hits_portable = 0;
+    let t_portable = median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                hits_portable = 0;
+                for b in bs {
+                    sieve.for_each_scalar(b, |_, _, _| hits_portable += 1);
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
+    assert_eq!(
+        hits_sieve, hits_portable,
+        "the sieve's SIMD and portable paths disagree"
     );
     let mut hits_dfa = 0;
     let mut lower = Vec::new();
@@ -305,7 +325,7 @@ fn keyword_pass(kws: &[String], bs: &[Bytes], reps: u64) -> (Duration, Duration,
         hits_sieve, hits_dfa,
         "the sieve and the DFA disagree on the keyword hits"
     );
-    (t_sieve, t_dfa, hits_sieve)
+    (t_sieve, t_portable, t_dfa, hits_sieve)
 }
 
 fn main() {
@@ -420,12 +440,12 @@ fn main() {
         (t, findings)
     };
     let kws = keywords_of(&rules);
-    let (sieve_t, dfa_t, kw_hits) = keyword_pass(&kws, &bs, reps);
+    let (sieve_t, portable_t, dfa_t, kw_hits) = keyword_pass(&kws, &bs, reps);
     let mut doubled = rules.clone();
     doubled.extend(synthetic_rules(nrules));
     let ndoubled = doubled.len();
     let kws2 = keywords_of(&doubled);
-    let (sieve2_t, dfa2_t, _) = keyword_pass(&kws2, &bs, reps);
+    let (sieve2_t, portable2_t, dfa2_t, _) = keyword_pass(&kws2, &bs, reps);
     let (engine40, _) = run_engine(subset);
     let rules_for_peer = rules.clone();
     let (engine_t, findings) = run_engine(rules);
@@ -440,9 +460,12 @@ fn main() {
     // dirty-page limit is reached, the disk's writeback (on the development VM that made
     // 2 threads no faster than 1).
     let null = Path::new("/dev/null");
-    let cli = |threads: Option<usize>, to: &Path| {
+    let cli_env = |threads: Option<usize>, to: &Path, portable: bool| {
         time_cmd(reps, || {
             let mut c = Command::new(bin);
+            if portable {
+                c.env("LOGVEIL_NO_SIMD", "1");
+            }
             c.env("LOGVEIL_KEY", "logveil-bench-key-0123456789abcdef")
                 .arg("run")
                 .arg(&corpus)
@@ -454,7 +477,9 @@ fn main() {
             c
         })
     };
+    let cli = |threads: Option<usize>, to: &Path| cli_env(threads, to, false);
     let cli1 = cli(Some(1), null);
+    let cli1_portable = cli_env(Some(1), null, true);
     let cli_n = cli(None, null);
     let cli_file = cli(None, &out);
     let peer = vectorscan(dir.path(), &corpus, &rules_for_peer, reps);
@@ -469,8 +494,12 @@ fn main() {
         );
     };
     row("cat file > file", cat);
-    for (n, sieve, dfa) in [(kws.len(), sieve_t, dfa_t), (kws2.len(), sieve2_t, dfa2_t)] {
+    for (n, sieve, portable, dfa) in [
+        (kws.len(), sieve_t, portable_t, dfa_t),
+        (kws2.len(), sieve2_t, portable2_t, dfa2_t),
+    ] {
         row(&format!("keyword pass, sieve, {n} keywords"), sieve);
+        row(&format!("keyword pass, sieve portable, {n} kw"), portable);
         row(&format!("keyword pass, AC DFA, {n} keywords"), dfa);
     }
     row("engine alone, 1 thread, 40 rules", engine40);
@@ -480,6 +509,7 @@ fn main() {
         engine2_t,
     );
     row("logveil run file -o /dev/null, --threads 1", cli1);
+    row("same, LOGVEIL_NO_SIMD=1 (portable sieve)", cli1_portable);
     row(
         &format!("logveil run file -o /dev/null, {cpus} threads"),
         cli_n,
@@ -502,6 +532,11 @@ fn main() {
         kws.len(),
         dfa2_t.as_secs_f64() / sieve2_t.as_secs_f64(),
         kws2.len()
+    );
+    println!(
+        "keyword pass: SIMD first stage at {:.2}x the portable sieve; CLI --threads 1: {:.2}x",
+        portable_t.as_secs_f64() / sieve_t.as_secs_f64(),
+        cli1_portable.as_secs_f64() / cli1.as_secs_f64()
     );
     println!(
         "library x2 ({ndoubled} rules) vs full: {:.2}x the time",
