@@ -1103,3 +1103,60 @@ fn secrets_next_to_and_inside_json_escapes_are_replaced_whole() {
             .unwrap_or_else(|e| panic!("not JSON after redaction ({e}): {shown}"));
     }
 }
+
+/// Hashes made by real tools (chpasswd, useradd, openssl passwd, libxcrypt: see the data
+/// file), planted in the shapes logs carry them in: an /etc/shadow line, a JSON member, a
+/// `usermod -p` command, a docker compose label with `$` doubled. Each must be replaced
+/// whole by its rule: nothing of the hash may remain.
+#[test]
+fn password_hashes_from_real_tools_are_replaced_whole() {
+    let data = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/password-hashes.tsv"),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for line in data
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let mut f = line.split('\t');
+        let (tool, rule, hash) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let mut shapes = vec![format!("ops:{hash}:20394:0:99999:7:::")];
+        if rule != "des-crypt-shadow-hash" {
+            shapes.push(format!(
+                "{{\"level\":\"debug\",\"msg\":\"user loaded\",\"hash\":\"{hash}\",\"uid\":1001}}"
+            ));
+            shapes.push(format!(
+                "2026-11-02T10:01:22Z audit: type=EXECVE argc=4 a0=\"usermod\" a1=\"-p\" a2=\"{hash}\" a3=\"ops\""
+            ));
+            shapes.push(format!(
+                "dockerd: label traefik.http.middlewares.a.basicauth.users=ops:{}",
+                hash.replace('$', "$$")
+            ));
+        } else {
+            shapes.push(format!("toor:{hash}:0:0:root:/root:/bin/bash"));
+        }
+        for shape in &shapes {
+            let out = run_with_stdin(keyed(), format!("{shape}\n").as_bytes());
+            assert!(out.status.success(), "{tool}: {}", stderr(&out));
+            let text = String::from_utf8(out.stdout).unwrap();
+            let tail = &hash[hash.len() - 10..];
+            // The message names the tool, the rule and the shape's length, never the text:
+            // a partly replaced hash would leave some of it there.
+            let (marked, left) = (
+                text.contains(&format!("[REDACTED:{rule}:")),
+                text.contains(tail),
+            );
+            assert!(
+                marked && !left,
+                "{tool}: {rule} marker present: {marked}, end of the hash left: {left} ({} bytes in)",
+                shape.len()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 40,
+        "only {checked} hash samples in the data file"
+    );
+}
