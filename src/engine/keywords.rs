@@ -238,8 +238,7 @@ impl Keywords {
         let mut i = 0;
         // Sixteen positions per iteration: two independent gathers in flight.
         while i + 24 <= n {
-            let m = step(i) as u32 | (step(i + 8) as u32) << 8;
-            let mut m = m;
+            let mut m = step(i) as u32 | (step(i + 8) as u32) << 8;
             while m != 0 {
                 let j = m.trailing_zeros() as usize;
                 self.verify(hay, i + j, f);
