@@ -267,7 +267,11 @@ fn repair(rule: &Rule, original: &[u8], s: &mut Vec<u8>, r: &mut Rng) {
                     s[n - 7..].copy_from_slice(&crc);
                 }
             }
-            Validator::UsSsn | Validator::PypiMacaroon | Validator::Jwt | Validator::PemArmour => {}
+            Validator::UsSsn
+            | Validator::PypiMacaroon
+            | Validator::Jwt
+            | Validator::PemArmour
+            | Validator::MixedAlnum => {}
         }
     }
 }

@@ -37,6 +37,9 @@ pub enum Validator {
     /// PEM armour: a `BEGIN … PRIVATE KEY` line, a matching `END` line if any, and a body of
     /// base64 (with optional `Name: value` header lines).
     PemArmour,
+    /// Upper- and lowercase letters and digits, all three (a generated key, not a word, a
+    /// path, a hex digest or a UUID): for values known only by a `*_key` name.
+    MixedAlnum,
 }
 
 impl Validator {
@@ -92,6 +95,11 @@ impl Validator {
             Validator::PemArmour,
             "BEGIN/END labels agree and the body is base64 (PEM private keys)",
         ),
+        (
+            "mixed-alnum",
+            Validator::MixedAlnum,
+            "has uppercase, lowercase and digits (generated keys; not hex, UUIDs or words)",
+        ),
     ];
 
     /// The validator with this name in rule files.
@@ -124,6 +132,7 @@ impl Validator {
             Validator::AgeBech32 => bech32(secret),
             Validator::GitlabRoutable => gitlab_routable(secret),
             Validator::PemArmour => pem_armour(secret),
+            Validator::MixedAlnum => mixed_alnum(secret),
         }
     }
 }
@@ -150,6 +159,13 @@ fn crc32_base62(secret: &[u8]) -> bool {
     }
     let (random, check) = body.split_at(body.len() - 6);
     base62_6(crc32fast::hash(random)) == check
+}
+
+/// True if `s` has at least one uppercase letter, one lowercase letter and one digit.
+pub fn mixed_alnum(s: &[u8]) -> bool {
+    s.iter().any(u8::is_ascii_uppercase)
+        && s.iter().any(u8::is_ascii_lowercase)
+        && s.iter().any(u8::is_ascii_digit)
 }
 
 /// Luhn check over the digits of `s` (other bytes ignored), 13 to 19 digits.

@@ -338,3 +338,13 @@ fn names_round_trip() {
     }
     assert_eq!(Validator::from_name("nope"), None);
 }
+
+#[test]
+fn mixed_alnum_wants_all_three_classes() {
+    assert!(mixed_alnum(b"Vq3TAHEqGXhB"));
+    assert!(!mixed_alnum(b"3f2a9c0e5d7b41a8b6c2d9e0f1a2b3c4")); // hex digest
+    assert!(!mixed_alnum(b"9D5E2F6A-1B3C-4D5E-8F9A-0B1C2D3E4F5A")); // UUID
+    assert!(!mixed_alnum(b"CorrectHorseBatteryStaple")); // words, no digit
+    assert!(!mixed_alnum(b"orders_created_v2")); // identifier
+    assert!(Validator::from_name("mixed-alnum") == Some(Validator::MixedAlnum));
+}
