@@ -893,6 +893,111 @@ fn private_key_one_line_per_record_across_batches_but_not_across_inputs() {
 }
 
 #[test]
+fn netrc_entries_and_continued_curl_commands_across_records_and_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "[pipeline]\nread_buffer_bytes = 4096\n");
+    let secrets = [
+        "Zq8rT2wXk9Lm4Vb7",
+        "Hn3pQ7wZk2Rt5Yx8",
+        "Jk8mQ2wZp7Rt",
+        "Tr0ub4dor9xQ",
+    ];
+    let mut text = String::new();
+    for i in 0..200 {
+        text.push_str(&format!("2026-11-02T10:00:00Z INFO filler line {i}\n"));
+    }
+    // `cat ~/.netrc` in a CI log, the entry over three records, then a second entry.
+    text.push_str("Nov  2 10:00:01 ci-04 job[7]: machine api.github.com\n");
+    text.push_str("Nov  2 10:00:01 ci-04 job[7]:   login octocat\n");
+    text.push_str(&format!(
+        "Nov  2 10:00:01 ci-04 job[7]:   password {}\n",
+        secrets[0]
+    ));
+    text.push_str("Nov  2 10:00:01 ci-04 job[7]: machine nexus.acme.internal login deploy\n");
+    text.push_str(&format!(
+        "Nov  2 10:00:01 ci-04 job[7]: password {}\n",
+        secrets[1]
+    ));
+    for i in 0..150 {
+        text.push_str(&format!("2026-11-02T10:00:02Z INFO filler line {i}\n"));
+    }
+    // `set -x` output of a multi-line curl command.
+    text.push_str("+ curl -X POST https://nexus.acme.internal/upload \\\n");
+    text.push_str("    -H 'Content-Type: application/json' \\\n");
+    text.push_str(&format!("    -u 'deploy:{}' \\\n", secrets[2]));
+    text.push_str(&format!("    --proxy-user=proxy:{} \\\n", secrets[3]));
+    text.push_str("    --user \"$CI_USER:$CI_PASS\" \\\n");
+    text.push_str("    -d @payload.json\n");
+    // Not part of any block: left as they are.
+    let kept = [
+        "2026-11-02T10:00:03Z INFO machine learning job started",
+        "    -u admin:\"$ADMIN_PASS\"",
+        "login page rendered in 12 ms",
+    ];
+    for k in kept {
+        text.push_str(k);
+        text.push('\n');
+    }
+    let path = dir.path().join("ci.log");
+    std::fs::write(&path, &text).unwrap();
+    let o = keyed()
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(
+        out.lines().count(),
+        text.lines().count(),
+        "records merged or split"
+    );
+    for (s, rule) in secrets.iter().zip([
+        "netrc-password",
+        "netrc-password",
+        "curl-user-password",
+        "curl-user-password",
+    ]) {
+        assert!(!out.contains(s), "{} leaked", logveil::text::preview(s));
+        assert!(
+            out.contains(&format!("[REDACTED:{rule}:k1:")),
+            "no {rule} marker in {}",
+            masked(&out[out.len().saturating_sub(900)..], &secrets)
+        );
+    }
+    assert!(
+        out.contains("    -u 'deploy:[REDACTED:curl-user-password:"),
+        "quotes and user kept"
+    );
+    for k in kept {
+        assert!(out.contains(k), "{k:?} was changed");
+    }
+    // With the rules off, the blocks are not followed.
+    let o = keyed()
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--disable",
+            "netrc-password",
+            "--disable",
+            "curl-user-password",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains(secrets[0]) && out.contains(secrets[2]),
+        "disabled rules still found"
+    );
+}
+
+#[test]
 fn field_names_from_the_config_redact_whole_values() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(

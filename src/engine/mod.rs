@@ -28,6 +28,10 @@ use prefilter::Prefilter;
 
 /// The rule that names private-key bodies found across records.
 pub const MULTILINE_KEY_RULE: &str = "pem-private-key";
+/// The rule that names `.netrc` passwords on the lines after their `machine` line.
+pub const MULTILINE_NETRC_RULE: &str = "netrc-password";
+/// The rule that names `curl -u USER:PASSWORD` on the continuation lines of a curl command.
+pub const MULTILINE_CURL_RULE: &str = "curl-user-password";
 
 /// One secret found: a byte span of the batch (or record) and the rule that names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,10 @@ pub struct Matcher {
     /// Index of [`MULTILINE_KEY_RULE`] when it is enabled: private keys spread over records
     /// are followed only then.
     key_rule: Option<u16>,
+    /// Indices of [`MULTILINE_NETRC_RULE`] and [`MULTILINE_CURL_RULE`] when enabled: they
+    /// also name the `.netrc` entries and `curl` commands spread over records.
+    netrc_rule: Option<u16>,
+    curl_rule: Option<u16>,
     /// The shape of logveil's own markers (from the template) and their longest length:
     /// a marker already in the input is never part of a finding, so that redacting
     /// redacted logs (a replayed archive, a second stage) changes nothing.
@@ -74,14 +82,16 @@ impl Matcher {
     pub fn new(rules: Vec<Rule>) -> Matcher {
         assert!(rules.len() < u16::MAX as usize, "too many rules");
         let prefilter = Prefilter::new(&rules);
-        let key_rule = rules
-            .iter()
-            .position(|r| r.id == MULTILINE_KEY_RULE)
-            .map(|i| i as u16);
+        let index = |id: &str| rules.iter().position(|r| r.id == id).map(|i| i as u16);
+        let key_rule = index(MULTILINE_KEY_RULE);
+        let netrc_rule = index(MULTILINE_NETRC_RULE);
+        let curl_rule = index(MULTILINE_CURL_RULE);
         Matcher {
             rules,
             prefilter,
             key_rule,
+            netrc_rule,
+            curl_rule,
             markers: None,
         }
     }
@@ -144,10 +154,11 @@ impl Matcher {
         &self.rules
     }
 
-    /// True when records carry state into the next ones (private keys one line per record):
-    /// the pipeline then computes each batch's starting [`Carry`] in input order.
+    /// True when records carry state into the next ones (private keys one line per record,
+    /// `.netrc` entries, continued `curl` commands): the pipeline then computes each batch's
+    /// starting [`Carry`] in input order.
     pub fn tracks_multiline(&self) -> bool {
-        self.key_rule.is_some()
+        self.key_rule.is_some() || self.netrc_rule.is_some() || self.curl_rule.is_some()
     }
 
     /// Per-thread scratch space for matching.
@@ -222,17 +233,31 @@ impl Matcher {
         lo
     }
 
-    /// Private-key bodies spread over records (offset by `at`).
+    /// Private-key bodies, `.netrc` and `curl` passwords spread over records (offset by
+    /// `at`). Passwords go through their rule's checks (placeholders, value shape), as a
+    /// single-record finding of the rule would; key body tokens are base64 by construction.
     fn walk_keys(&self, batch: &[u8], at: usize, carry: Carry, findings: &mut Vec<Finding>) {
-        if let Some(rule) = self.key_rule {
-            multiline::walk(carry, batch, |span| {
-                findings.push(Finding {
-                    start: at + span.start,
-                    end: at + span.end,
-                    rule,
-                })
-            });
+        if !self.tracks_multiline() {
+            return;
         }
+        multiline::walk(carry, batch, |kind, span| {
+            let rule = match kind {
+                multiline::Block::Key => self.key_rule,
+                multiline::Block::Netrc => self.netrc_rule,
+                multiline::Block::Curl => self.curl_rule,
+            };
+            let Some(rule) = rule else { return };
+            if kind != multiline::Block::Key
+                && !self.rules[rule as usize].accepts(batch, span.clone())
+            {
+                return;
+            }
+            findings.push(Finding {
+                start: at + span.start,
+                end: at + span.end,
+                rule,
+            })
+        });
     }
 
     /// Prefilter, then regex and validators on the candidate records of `batch`; pushes the

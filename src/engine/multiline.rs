@@ -20,6 +20,21 @@
 //! as usual), or after [`MAX_KEY_LINES`] records (a real key is at most ~100 lines), so a
 //! BEGIN without END never redacts unrelated lines for long.
 //!
+//! Two more kinds of block are followed the same way, because credentials in them are split
+//! over records as the files and shells that print them split them:
+//!
+//! - a `.netrc` entry one token pair per line: a record that is `machine HOST` (with `login`,
+//!   `account` or `port` pairs, no `password`) opens it; each following record whose text,
+//!   after the machine record's wrapping prefix, is only `login`/`password`/`account`/`port`
+//!   pairs (or blank, or another `machine` line) is part of it, and the values of its
+//!   `password` pairs are secrets. Any other record ends it, as do [`MAX_NETRC_LINES`]
+//!   records.
+//! - a `curl` command continued with `\` at the end of its record (as `set -x` and CI logs
+//!   print multi-line shell commands): the records that follow, up to the first one that does
+//!   not end in `\` (which is the command's last) or [`MAX_CURL_LINES`], are its arguments,
+//!   and the password of a `-u`/`--user`/`-U`/`--proxy-user USER:PASSWORD` among them is a
+//!   secret. The record that opens the block is the single-record rules' as usual.
+//!
 //! The state at the start of a batch comes from the batches before it in the same input: the
 //! reader computes it with [`walk`] (a memchr pass when no block is open) and hands it to the
 //! worker with the batch, so batches still run in parallel, and one input's state never
@@ -31,6 +46,13 @@ use std::ops::Range;
 /// Records a block can span after its BEGIN record: an RSA-8192 key in PEM is ~100 lines of
 /// 64 characters; twice that leaves room for wider wrapping and encrypted PKCS#8 headers.
 pub const MAX_KEY_LINES: u16 = 200;
+
+/// Records a `.netrc` entry can span after its `machine` record (`login`, `password`,
+/// `account`, `port`, blank lines; another `machine` record starts the count again).
+pub const MAX_NETRC_LINES: u16 = 16;
+
+/// Continuation records a `curl … \\` command can span.
+pub const MAX_CURL_LINES: u16 = 64;
 
 /// Longest normalised wrapping prefix or suffix that is compared in full; longer ones are
 /// compared on their first [`WRAP_CAP`] bytes.
@@ -125,13 +147,36 @@ fn normalise(text: &[u8], mut push: impl FnMut(u8) -> bool) {
     }
 }
 
-/// Whether a private-key block is open at this point of an input, and the wrapping of its
-/// BEGIN record.
+/// What a span found by [`walk`] is: a private-key body token, the password of a `.netrc`
+/// entry, or the password of a continued `curl` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Block {
+    /// A base64 token of a private-key body.
+    Key,
+    /// The value of a `password` pair in a `.netrc` entry.
+    Netrc,
+    /// The password of `-u USER:PASSWORD` in a continued `curl` command.
+    Curl,
+}
+
+/// A block other than a private key that is open (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Follow {
+    #[default]
+    None,
+    Netrc,
+    Curl,
+}
+
+/// Whether a block (private key, `.netrc` entry, continued `curl` command) is open at this
+/// point of an input, and the wrapping of the record that opened it.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct Carry {
     /// Inside a private-key block.
     pub in_key: bool,
-    /// Records of the block seen since its BEGIN record.
+    /// Inside a `.netrc` entry or a continued `curl` command.
+    follow: Follow,
+    /// Records of the block seen since the record that opened it.
     lines: u16,
     prefix: Wrap,
     suffix: Wrap,
@@ -141,12 +186,216 @@ impl fmt::Debug for Carry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Carry")
             .field("in_key", &self.in_key)
+            .field("follow", &self.follow)
             .field("lines", &self.lines)
             .finish_non_exhaustive()
     }
 }
 
+impl Carry {
+    /// True inside any block: the next records may belong to one opened earlier.
+    pub fn in_block(&self) -> bool {
+        self.in_key || self.follow != Follow::None
+    }
+}
+
 const MARKER: &[u8] = b"PRIVATE KEY";
+const NETRC_MARKER: &[u8] = b"machine";
+const CURL_MARKER: &[u8] = b"curl";
+
+/// `rec[i..]` starts the word `w`: not preceded by a letter, digit, `_`, `-`, `.` or `/`, and
+/// followed by a blank.
+fn word_at(rec: &[u8], i: usize, w: &[u8]) -> bool {
+    rec[i..].starts_with(w)
+        && (i == 0
+            || !matches!(rec[i - 1], b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'/'))
+        && matches!(rec.get(i + w.len()), Some(b' ' | b'\t'))
+}
+
+/// Splits `text` into blank-separated tokens (at most `max`); `None` if there are more.
+fn tokens(text: &[u8], max: usize) -> Option<Vec<Range<usize>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b' ' || text[i] == b'\t' {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < text.len() && text[i] != b' ' && text[i] != b'\t' {
+            i += 1;
+        }
+        if out.len() == max {
+            return None;
+        }
+        out.push(s..i);
+    }
+    Some(out)
+}
+
+const NETRC_KEYS: [&[u8]; 4] = [b"login", b"password", b"account", b"port"];
+
+/// Parses `text` as `.netrc` pairs (`KEY VALUE ...`, keys from `keys`); returns the ranges of
+/// the `password` values, or `None` when it is not only such pairs.
+fn netrc_pairs(text: &[u8], keys: &[&[u8]]) -> Option<Vec<Range<usize>>> {
+    let toks = tokens(text, 16)?;
+    if toks.len() % 2 != 0 {
+        return None;
+    }
+    let mut pw = Vec::new();
+    for pair in toks.chunks(2) {
+        let key = &text[pair[0].clone()];
+        if !keys.contains(&key) {
+            return None;
+        }
+        if key == b"password" {
+            pw.push(pair[1].clone());
+        }
+    }
+    Some(pw)
+}
+
+/// Does this record open a `.netrc` entry: `machine HOST` with `login`/`account`/`port` pairs
+/// after it and nothing else (no `password`: that record is the single-record rule's).
+fn opens_netrc(rec: &[u8]) -> Option<Carry> {
+    let rec = rec.strip_suffix(b"\r").unwrap_or(rec);
+    let mut from = 0;
+    while let Some(m) = memchr::memmem::find(&rec[from..], NETRC_MARKER) {
+        let at = from + m;
+        from = at + 1;
+        if !word_at(rec, at, NETRC_MARKER) {
+            continue;
+        }
+        let rest = &rec[at + NETRC_MARKER.len()..];
+        let toks = tokens(rest, 9)?;
+        let host = toks.first()?;
+        if rest[host.clone()]
+            .iter()
+            .any(|&b| matches!(b, b'"' | b'\'' | b'\\' | b'=' | b','))
+        {
+            return None;
+        }
+        let pairs = netrc_pairs(&rest[host.end..], &[b"login", b"account", b"port"])?;
+        debug_assert!(pairs.is_empty());
+        return Some(Carry {
+            follow: Follow::Netrc,
+            prefix: Wrap::of(&rec[..at]),
+            ..Carry::default()
+        });
+    }
+    None
+}
+
+/// A record inside an open `.netrc` entry: `Some(passwords)` when it is part of the entry
+/// (pairs, a blank line or another `machine` line), `None` when it ends it.
+fn netrc_body(carry: &Carry, rec: &[u8]) -> Option<Vec<Range<usize>>> {
+    let rec = rec.strip_suffix(b"\r").unwrap_or(rec);
+    let blank = |t: &[u8]| t.iter().all(|&b| b == b' ' || b == b'\t');
+    let prefix_ok = |p: &[u8]| blank(p) || carry.prefix.accepts(p, true);
+    // The first netrc word of the record starts its pairs; what is before it is wrapping.
+    let first = (0..rec.len().min(MAX_TOKEN_START))
+        .find(|&i| NETRC_KEYS.iter().any(|w| word_at(rec, i, w)) || word_at(rec, i, NETRC_MARKER));
+    let Some(at) = first else {
+        return (blank(rec) || prefix_ok(rec)).then(Vec::new);
+    };
+    if !prefix_ok(&rec[..at]) {
+        return None;
+    }
+    if rec[at..].starts_with(NETRC_MARKER) {
+        return opens_netrc(rec).map(|_| Vec::new());
+    }
+    let pairs = netrc_pairs(&rec[at..], &NETRC_KEYS)?;
+    Some(
+        pairs
+            .into_iter()
+            .map(|r| at + r.start..at + r.end)
+            .collect(),
+    )
+}
+
+/// The record's text ends in a shell line continuation: `\` after a blank.
+fn continues(rec: &[u8]) -> bool {
+    let t = rec.trim_ascii_end();
+    t.ends_with(b" \\") || t.ends_with(b"\t\\")
+}
+
+/// Does this record open a continued `curl` command: the word `curl` (not `curl/8.5.0`, a
+/// user agent) and a `\` continuation at its end.
+fn opens_curl(rec: &[u8]) -> Option<Carry> {
+    if !continues(rec) {
+        return None;
+    }
+    let mut from = 0;
+    while let Some(m) = memchr::memmem::find(&rec[from..], CURL_MARKER) {
+        let at = from + m;
+        from = at + 1;
+        if word_at(rec, at, CURL_MARKER) {
+            return Some(Carry {
+                follow: Follow::Curl,
+                ..Carry::default()
+            });
+        }
+    }
+    None
+}
+
+const USER_EQ: [&[u8]; 2] = [b"--user=", b"--proxy-user="];
+
+/// The password of a `-u`/`--user`/`-U`/`--proxy-user USER:PASSWORD` in a curl argument
+/// record (quotes around the pair are not part of it).
+fn curl_user_password(rec: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let toks = tokens(rec, 256).unwrap_or_default();
+    for (k, t) in toks.iter().enumerate() {
+        let tok = &rec[t.clone()];
+        let pair = match tok {
+            b"-u" | b"-U" | b"--user" | b"--proxy-user" => match toks.get(k + 1) {
+                Some(n) => n.clone(),
+                None => continue,
+            },
+            _ => {
+                let Some(eq) = USER_EQ.iter().find(|p| tok.starts_with(p)) else {
+                    continue;
+                };
+                t.start + eq.len()..t.end
+            }
+        };
+        let (mut s, mut e) = (pair.start, pair.end);
+        if s < e && matches!(rec[s], b'\'' | b'"') {
+            let q = rec[s];
+            s += 1;
+            if e > s && rec[e - 1] == q {
+                e -= 1;
+            }
+        }
+        let Some(colon) = rec[s..e].iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if colon > 0 && s + colon + 1 < e {
+            out.push(s + colon + 1..e);
+        }
+    }
+    out
+}
+
+/// Finds the next record at or after `pos` that mentions an opener's marker; returns its
+/// start and end. `next` caches, per marker, its next position (`usize::MAX`: none left).
+fn next_opener(batch: &[u8], pos: usize, next: &mut [usize; 3]) -> Option<(usize, usize)> {
+    for (k, m) in [MARKER, NETRC_MARKER, CURL_MARKER].iter().enumerate() {
+        if next[k] != usize::MAX && next[k] < pos {
+            next[k] = memchr::memmem::find(&batch[pos..], m).map_or(usize::MAX, |i| pos + i);
+        }
+    }
+    let at = *next.iter().min()?;
+    if at == usize::MAX {
+        return None;
+    }
+    let rec_start = memchr::memrchr(b'\n', &batch[..at])
+        .map_or(0, |i| i + 1)
+        .max(pos);
+    let rec_end = memchr::memchr(b'\n', &batch[at..]).map_or(batch.len(), |i| at + i);
+    Some((rec_start, rec_end))
+}
 
 fn is_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
@@ -189,6 +438,7 @@ fn opens(rec: &[u8]) -> Option<Carry> {
     }
     Some(Carry {
         in_key: true,
+        follow: Follow::None,
         lines: 0,
         prefix: Wrap::of(&rec[..b]),
         suffix: Wrap::of(rest.trim_ascii_end()),
@@ -246,23 +496,28 @@ fn body_token(carry: &Carry, rec: &[u8]) -> Option<Range<usize>> {
     (header || blank(rec) || wrapping_only).then_some(0..0)
 }
 
-/// Walks a batch from state `carry`; calls `body(span)` for every base64 token of a key body
-/// (batch offsets) and returns the state at the end of the batch.
-pub fn walk(carry: Carry, batch: &[u8], mut body: impl FnMut(Range<usize>)) -> Carry {
+/// Walks a batch from state `carry`; calls `body(kind, span)` for every base64 token of a key
+/// body and every password of a `.netrc` entry or continued `curl` command (batch offsets),
+/// and returns the state at the end of the batch.
+pub fn walk(carry: Carry, batch: &[u8], mut body: impl FnMut(Block, Range<usize>)) -> Carry {
     let mut state = carry;
     let mut pos = 0;
+    // The next position of each opener's marker, searched again once `pos` passes it.
+    let mut next = [0usize; 3];
+    for (k, m) in [MARKER, NETRC_MARKER, CURL_MARKER].iter().enumerate() {
+        next[k] = memchr::memmem::find(batch, m).unwrap_or(usize::MAX);
+    }
     while pos < batch.len() {
-        if !state.in_key {
-            // Jump to the next record that mentions a private key.
-            let Some(m) = memchr::memmem::find(&batch[pos..], MARKER) else {
+        if !state.in_block() {
+            // Jump to the next record that mentions a private key, `machine` or `curl`.
+            let Some((rec_start, rec_end)) = next_opener(batch, pos, &mut next) else {
                 break;
             };
-            let at = pos + m;
-            let rec_start = memchr::memrchr(b'\n', &batch[..at])
-                .map_or(0, |i| i + 1)
-                .max(pos);
-            let rec_end = memchr::memchr(b'\n', &batch[at..]).map_or(batch.len(), |i| at + i);
-            if let Some(open) = opens(&batch[rec_start..rec_end]) {
+            let rec = &batch[rec_start..rec_end];
+            if let Some(open) = opens(rec)
+                .or_else(|| opens_netrc(rec))
+                .or_else(|| opens_curl(rec))
+            {
                 state = open;
             }
             pos = rec_end + 1;
@@ -270,6 +525,50 @@ pub fn walk(carry: Carry, batch: &[u8], mut body: impl FnMut(Range<usize>)) -> C
         }
         let rec_end = memchr::memchr(b'\n', &batch[pos..]).map_or(batch.len(), |i| pos + i);
         let rec = &batch[pos..rec_end];
+        match state.follow {
+            Follow::Netrc => {
+                match (state.lines < MAX_NETRC_LINES)
+                    .then(|| netrc_body(&state, rec))
+                    .flatten()
+                {
+                    Some(pws) => {
+                        for r in pws {
+                            body(Block::Netrc, pos + r.start..pos + r.end);
+                        }
+                        // Another `machine` record starts a new entry.
+                        state = match opens_netrc(rec) {
+                            Some(open) => open,
+                            None => Carry {
+                                lines: state.lines + 1,
+                                ..state
+                            },
+                        };
+                        pos = rec_end + 1;
+                    }
+                    // Not part of the entry: look at this record afresh.
+                    None => {
+                        state = Carry::default();
+                    }
+                }
+                continue;
+            }
+            Follow::Curl => {
+                for r in curl_user_password(rec) {
+                    body(Block::Curl, pos + r.start..pos + r.end);
+                }
+                state = if continues(rec) && state.lines + 1 < MAX_CURL_LINES {
+                    Carry {
+                        lines: state.lines + 1,
+                        ..state
+                    }
+                } else {
+                    Carry::default()
+                };
+                pos = rec_end + 1;
+                continue;
+            }
+            Follow::None => {}
+        }
         if memchr::memmem::find(rec, b"-----END ").is_some() {
             state = Carry::default();
             pos = rec_end + 1;
@@ -283,13 +582,15 @@ pub fn walk(carry: Carry, batch: &[u8], mut body: impl FnMut(Range<usize>)) -> C
         match token {
             Some(span) => {
                 if !span.is_empty() {
-                    body(pos + span.start..pos + span.end);
+                    body(Block::Key, pos + span.start..pos + span.end);
                 }
                 state.lines += 1;
                 pos = rec_end + 1;
             }
             // Truncated key: this record is not part of it; look at it afresh.
-            None => state = Carry::default(),
+            None => {
+                state = Carry::default();
+            }
         }
     }
     state
@@ -301,7 +602,11 @@ mod tests {
 
     fn spans(carry: Carry, batch: &str) -> (Vec<String>, Carry) {
         let mut out = Vec::new();
-        let end = walk(carry, batch.as_bytes(), |r| out.push(batch[r].to_string()));
+        let end = walk(carry, batch.as_bytes(), |k, r| {
+            if k == Block::Key {
+                out.push(batch[r].to_string())
+            }
+        });
         (out, end)
     }
 
@@ -429,5 +734,119 @@ lQOYBF8nZ3ABCAC8r1L0wz9\\/yq2Xk3mP9sL2vQ8rT1wYz0aBcDeFgHiJkLmNoPq\n\
 Nov  2 10:00:01 app[1]: [REDACTED:pem-private-key:k1:0123456789abcdef]\n";
         let (s, end) = spans(Carry::default(), text);
         assert!(s.is_empty() && !end.in_key, "{s:?}");
+    }
+
+    /// Spans of one kind, as text.
+    fn spans_of(kind: Block, carry: Carry, batch: &str) -> (Vec<String>, Carry) {
+        let mut out = Vec::new();
+        let end = walk(carry, batch.as_bytes(), |k, r| {
+            if k == kind {
+                out.push(batch[r].to_string())
+            }
+        });
+        (out, end)
+    }
+
+    const NETRC: &str = "Nov  2 10:00:01 ci-04 job[7]: machine api.github.com\n\
+Nov  2 10:00:01 ci-04 job[7]:   login octocat\n\
+Nov  2 10:00:01 ci-04 job[7]:   password Zq8rT2wXk9Lm4Vb7\n\
+Nov  2 10:00:01 ci-04 job[7]: \n\
+Nov  2 10:00:01 ci-04 job[7]: machine nexus.acme.internal login deploy\n\
+Nov  2 10:00:01 ci-04 job[7]: password Hn3pQ7wZk2Rt5Yx8 account ops\n\
+Nov  2 10:00:02 ci-04 job[7]: password Pw4NotInAnEntry9 was printed by mistake\n\
+Nov  2 10:00:02 ci-04 job[7]: password Lq2Another0ne7Xz\n";
+
+    #[test]
+    fn netrc_entries_over_records() {
+        let (s, end) = spans_of(Block::Netrc, Carry::default(), NETRC);
+        assert_eq!(s, ["Zq8rT2wXk9Lm4Vb7", "Hn3pQ7wZk2Rt5Yx8"], "{s:?}");
+        assert!(!end.in_block(), "the prose record ends the entry");
+        // Plain file text, no wrapping, and a split at every record.
+        let plain = "machine a.example\nlogin u\npassword Wx7Lq2Mp9Zk4\n";
+        assert_eq!(
+            spans_of(Block::Netrc, Carry::default(), plain).0,
+            ["Wx7Lq2Mp9Zk4"]
+        );
+        let whole = spans_of(Block::Netrc, Carry::default(), NETRC).0;
+        let lines: Vec<&str> = NETRC.split_inclusive('\n').collect();
+        for cut in 1..lines.len() {
+            let (a, b) = (lines[..cut].concat(), lines[cut..].concat());
+            let (mut s, mid) = spans_of(Block::Netrc, Carry::default(), &a);
+            s.extend(spans_of(Block::Netrc, mid, &b).0);
+            assert_eq!(s, whole, "split after line {cut}");
+        }
+    }
+
+    #[test]
+    fn machine_in_prose_opens_nothing_that_matters() {
+        // `machine` in ordinary records: nothing opens, or what opens ends at the next
+        // ordinary record; a password line from another process is not taken.
+        let text = "2026-11-02 INFO machine learning job started\n\
+2026-11-02 INFO virtual machine vm-42\n\
+2026-11-02 INFO password Zq8rT2wXk9Lm4Vb7 from another logger\n\
+2026-11-02 INFO virtual machine vm-43\n\
+Nov  2 10:00:03 other[9]: password Hn3pQ7wZk2Rt5Yx8\n";
+        let (s, _) = spans_of(Block::Netrc, Carry::default(), text);
+        assert!(s.is_empty(), "{s:?}");
+    }
+
+    #[test]
+    fn netrc_entry_is_bounded() {
+        let mut text = String::from("machine h.example\n");
+        for _ in 0..MAX_NETRC_LINES {
+            text.push_str("login u\n");
+        }
+        text.push_str("password Zq8rT2wXk9Lm\n");
+        assert!(spans_of(Block::Netrc, Carry::default(), &text).0.is_empty());
+    }
+
+    const CURL: &str =
+        "2026-11-02T10:00:01Z ci[41]: + curl -X POST https://nexus.acme.internal/upload \\\n\
+2026-11-02T10:00:01Z ci[41]:     -H 'Content-Type: application/json' \\\n\
+2026-11-02T10:00:01Z ci[41]:     -u 'deploy:Jk8mQ2wZp7Rt' \\\n\
+2026-11-02T10:00:01Z ci[41]:     --proxy-user=proxy:Tr0ub4dor9x \\\n\
+2026-11-02T10:00:01Z ci[41]:     -d @payload.json\n\
+2026-11-02T10:00:02Z ci[41]:     -u admin:NotPartOfTheCommand1\n";
+
+    #[test]
+    fn curl_continuation_records() {
+        let (s, end) = spans_of(Block::Curl, Carry::default(), CURL);
+        assert_eq!(s, ["Jk8mQ2wZp7Rt", "Tr0ub4dor9x"], "{s:?}");
+        assert!(!end.in_block());
+        let whole = s;
+        let lines: Vec<&str> = CURL.split_inclusive('\n').collect();
+        for cut in 1..lines.len() {
+            let (a, b) = (lines[..cut].concat(), lines[cut..].concat());
+            let (mut s, mid) = spans_of(Block::Curl, Carry::default(), &a);
+            s.extend(spans_of(Block::Curl, mid, &b).0);
+            assert_eq!(s, whole, "split after line {cut}");
+        }
+    }
+
+    #[test]
+    fn user_agents_and_unfinished_commands_are_not_curl_blocks() {
+        let text = "10.0.4.7 - - [02/Nov/2026:10:01:27 +0000] \"GET / HTTP/1.1\" 200 2 \"-\" \"curl/8.5.0\" \\\n\
+    -u admin:Zq8rT2wXk9Lm\n\
++ curl https://a.example\n\
+    -u admin:Hn3pQ7wZk2Rt\n";
+        assert!(spans_of(Block::Curl, Carry::default(), text).0.is_empty());
+        let mut long = String::from("curl https://a.example \\\n");
+        for _ in 0..MAX_CURL_LINES {
+            long.push_str("  -H 'X-A: b' \\\n");
+        }
+        long.push_str("  -u admin:Zq8rT2wXk9Lm\n");
+        assert!(spans_of(Block::Curl, Carry::default(), &long).0.is_empty());
+    }
+
+    #[test]
+    fn a_key_inside_a_curl_block_is_not_lost() {
+        // Blocks are one at a time; a key that starts after a curl command is followed.
+        let text = format!("+ curl https://a.example \\\n  -u a:Zq8rT2wXk9Lm\n{KEY}");
+        let (keys, _) = spans_of(Block::Key, Carry::default(), &text);
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert_eq!(
+            spans_of(Block::Curl, Carry::default(), &text).0,
+            ["Zq8rT2wXk9Lm"]
+        );
     }
 }

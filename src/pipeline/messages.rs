@@ -168,7 +168,7 @@ pub(crate) fn redact(
 
 fn walk(engine: &Engine, carry: Carry, line: &[u8]) -> Carry {
     if engine.matcher().tracks_multiline() {
-        multiline::walk(carry, line, |_| {})
+        multiline::walk(carry, line, |_, _| {})
     } else {
         carry
     }

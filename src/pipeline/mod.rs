@@ -189,7 +189,7 @@ impl Pipeline {
             let mut submit = |batch: Batch| {
                 let start = carry;
                 if multiline {
-                    carry = multiline::walk(carry, &batch.data, |_| {});
+                    carry = multiline::walk(carry, &batch.data, |_, _| {});
                 }
                 let (reply, result) = oneshot::channel();
                 pool.submit(Box::new(move |engine: &Engine, scratch: &mut Scratch| {

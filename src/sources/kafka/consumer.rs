@@ -151,7 +151,7 @@ pub async fn run<S: Sink>(
                         });
                         let after = gather(&msg, &src, &engine, b, carry);
                         if let Some(p) = lock(&shared).parts.get_mut(&tp) {
-                            p.key_from = match (p.carry.in_key, after.in_key) {
+                            p.key_from = match (p.carry.in_block(), after.in_block()) {
                                 (_, false) => None,
                                 (false, true) => Some(msg.offset()),
                                 (true, true) => p.key_from,
@@ -262,7 +262,7 @@ fn gather(
     let start = b.data.len();
     b.push(origin, Some(value), tombstone, key, headers, None);
     if engine.matcher().tracks_multiline() {
-        multiline::walk(carry, &b.data[start..], |_| {})
+        multiline::walk(carry, &b.data[start..], |_, _| {})
     } else {
         carry
     }
