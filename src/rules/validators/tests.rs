@@ -348,3 +348,17 @@ fn mixed_alnum_wants_all_three_classes() {
     assert!(!mixed_alnum(b"orders_created_v2")); // identifier
     assert!(Validator::from_name("mixed-alnum") == Some(Validator::MixedAlnum));
 }
+
+#[test]
+fn contractions_and_name_service_sources_are_not_values() {
+    assert!(not_value("ext master secret: don't enable when", "don"));
+    assert!(not_value(
+        "gnutls_x509_crq_set_challenge_password: don't accept",
+        "don"
+    ));
+    assert!(not_value("password: can't be empty", "can"));
+    assert!(not_value("passwd:         files systemd", "files"));
+    // A password with an apostrophe in it is still one.
+    assert!(!not_value("password: Rq7'tLm2", "Rq7"));
+    assert!(!not_value("password=hunter'x9", "hunter"));
+}

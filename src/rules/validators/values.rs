@@ -124,6 +124,14 @@ pub(super) const NOT_A_VALUE_WORDS: &[&str] = &[
     "this",
     "void",
     "const",
+    // name-service sources: `passwd:         files systemd` in /etc/nsswitch.conf
+    "files",
+    "compat",
+    "nisplus",
+    "systemd",
+    "winbind",
+    "extrausers",
+    "altfiles",
 ];
 
 /// Roots of dotted references that name where a value comes from rather than the value:
@@ -272,11 +280,29 @@ pub(super) const FREE_VALUE_CHECKS: &[fn(&FreeValue) -> bool] = &[
     |c| is_gitlab_runner_token_prefix(c.record, c.span.clone()),
     |c| is_in_id_member(c.record, c.span.start),
     |c| is_prose(c.record, c.span.clone()),
+    is_contraction,
     |c| is_non_secret_key(c.record, c.span.start),
     |c| is_path_tail_key(c.record, c.span.start),
     |c| is_powershell_cmdlet(c.core),
     |c| is_code_reference(&c.record[c.start..c.span.end + c.after.len()], c.core.len()),
 ];
+
+/// The value is the first half of an English contraction, cut at its apostrophe: `secret:
+/// don't enable`, `password: can't be empty`, `token: isn't valid` (prose in changelogs and
+/// messages).
+pub(super) fn is_contraction(c: &FreeValue) -> bool {
+    if c.core.is_empty() || !c.core.iter().all(u8::is_ascii_alphabetic) || c.core.len() > 6 {
+        return false;
+    }
+    let Some(rest) = c.after.strip_prefix(b"'") else {
+        return false;
+    };
+    let tail = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    matches!(
+        &rest[..tail],
+        b"t" | b"s" | b"re" | b"ll" | b"ve" | b"d" | b"m"
+    ) && rest.get(tail).is_none_or(|b| !b.is_ascii_alphanumeric())
+}
 
 /// The whole quoted string the value opens, where the rule stopped at a blank inside it, is
 /// a placeholder: `"db_password": "VARIABLE IS NOT DEFINED!"`.
