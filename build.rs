@@ -34,5 +34,19 @@ fn main() {
         ));
     }
     out.push_str("];\n");
+    // A digest of the library as built in (FNV-1a over every pack's name and JSON): the
+    // rule-library version that `--version` prints.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        let json = fs::read_to_string(Path::new(&out_dir).join(format!("{name}.json"))).unwrap();
+        for b in name.bytes().chain([0u8]).chain(json.bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    out.push_str(&format!(
+        "/// Digest of the built-in packs (FNV-1a 64 over names and contents): the rule-library version.\npub static LIBRARY_DIGEST: &str = \"{:012x}\";\n",
+        h >> 16
+    ));
     fs::write(Path::new(&out_dir).join("builtin_packs.rs"), out).unwrap();
 }

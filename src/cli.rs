@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "logveil",
     version,
+    long_version = long_version(),
     about = "Streaming log redactor: replaces credentials and PII with keyed HMAC fingerprints",
     long_about = "Streaming log redactor: reads log records, finds API tokens, keys, passwords and \
 selected PII, and replaces each with [REDACTED:<rule>:<key-id>:<fingerprint>], where the \
@@ -49,6 +50,58 @@ pub enum Command {
     /// Generate a synthetic mixed log corpus with planted fake secrets (for benchmarks and
     /// tests).
     Corpus(CorpusArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `logveil completions bash > /etc/bash_completion.d/logveil`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, e.g. `logveil man > logveil.1`.
+    Man,
+}
+
+impl Cli {
+    /// `--quiet`, wherever it was given.
+    pub fn quiet(&self) -> bool {
+        match &self.command {
+            None => self.run.common.quiet,
+            Some(Command::Run(a)) => a.common.quiet,
+            Some(Command::Scan(a)) => a.common.quiet,
+            Some(Command::Fingerprint(a)) => a.common.quiet,
+            Some(Command::Rules(a)) => match &a.command {
+                RulesCommand::List(c) | RulesCommand::Check(c) => c.quiet,
+            },
+            Some(Command::Corpus(_) | Command::Completions(_) | Command::Man) => false,
+        }
+    }
+}
+
+/// `logveil completions`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `--version`: the program's version and the rule library's (how many rules in how many
+/// packs, and a digest of the packs as built in, so two binaries with the same library say
+/// the same thing).
+pub fn long_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let library = match crate::rules::RuleSet::builtin() {
+            Ok(set) => format!(
+                "{} rules in {} packs, {} enabled by default",
+                set.rules.len(),
+                set.packs.len(),
+                set.enabled().len()
+            ),
+            Err(e) => format!("built-in packs failed to load: {e}"),
+        };
+        format!(
+            "{}\nrules: library {}, {library}",
+            env!("CARGO_PKG_VERSION"),
+            crate::rules::LIBRARY_DIGEST
+        )
+    })
 }
 
 /// Options shared by every command that loads rules and keys.
@@ -69,6 +122,9 @@ pub struct CommonArgs {
     /// Enable a pack or rule by id (repeatable; applied after --disable).
     #[arg(long, value_name = "ID")]
     pub enable: Vec<String>,
+    /// No warnings or notices on stderr (errors, Kafka client errors and --stats still print).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `logveil run`.

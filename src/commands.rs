@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 
 use crate::check::check_rule;
 use crate::cli::{
-    CommonArgs, CorpusArgs, FingerprintArgs, RulesArgs, RulesCommand, RunArgs, ScanArgs,
+    Cli, CommonArgs, CompletionsArgs, CorpusArgs, FingerprintArgs, RulesArgs, RulesCommand,
+    RunArgs, ScanArgs,
 };
 use crate::config::{self, Overrides, Settings};
 use crate::engine::{Engine, Matcher};
@@ -43,10 +44,10 @@ fn settings(
 fn build_engine(s: &Settings, ov: &Overrides) -> Result<Engine> {
     let keyring = config::keyring(&s.config, ov.key_file.as_deref())?;
     if keyring.is_ephemeral() {
-        eprintln!(
-            "logveil: warning: no key configured ({}, --key-file or [[keys]]); using a random key for this run: fingerprints will not match other runs",
+        crate::notice::warn(format_args!(
+            "no key configured ({}, --key-file or [[keys]]); using a random key for this run: fingerprints will not match other runs",
             crate::fingerprint::KEY_ENV
-        );
+        ));
     }
     let matcher = Matcher::new(s.rules.enabled());
     matcher.compile_in_background();
@@ -243,7 +244,7 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     // so a gate must not pass on it.
     let incomplete = pipeline.stop_requested();
     if incomplete {
-        eprintln!("logveil: scan stopped by a signal before the end of its input: the summary covers only what was read");
+        crate::notice::warn("scan stopped by a signal before the end of its input: the summary covers only what was read");
     }
     Ok(if st.total_findings() > 0 {
         ExitCode::from(1)
@@ -432,5 +433,66 @@ pub fn corpus(args: CorpusArgs) -> Result<ExitCode> {
         let r = crate::corpus::write_labels(&labels, &mut w).and_then(|()| w.flush());
         write_result(r, &p.display().to_string())?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `logveil completions SHELL`: the completion script, generated from the clap definitions.
+pub fn completions(a: CompletionsArgs) -> Result<ExitCode> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(a.shell, &mut cmd, "logveil", &mut out);
+    out.flush().context("writing the completion script")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `logveil man`: the man page (roff), generated from the clap definitions, with a section per
+/// subcommand.
+pub fn man() -> Result<ExitCode> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut page)
+        .context("rendering the man page")?;
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("logveil {}", sub.get_name());
+        let sub = sub.clone().bin_name(name);
+        let mut section = Vec::new();
+        clap_mangen::Man::new(sub.clone())
+            .render_subcommands_section(&mut section)
+            .ok();
+        page.extend_from_slice(format!(".SH \"{}\"\n", sub.get_name().to_uppercase()).as_bytes());
+        let mut synopsis = Vec::new();
+        clap_mangen::Man::new(sub.clone())
+            .render_synopsis_section(&mut synopsis)
+            .context("rendering the man page")?;
+        let mut about = Vec::new();
+        clap_mangen::Man::new(sub.clone())
+            .render_description_section(&mut about)
+            .context("rendering the man page")?;
+        let mut options = Vec::new();
+        clap_mangen::Man::new(sub.clone())
+            .render_options_section(&mut options)
+            .context("rendering the man page")?;
+        // Each part renders with its own .SH header: keep their bodies under this one.
+        for part in [about, synopsis, options] {
+            let text = String::from_utf8_lossy(&part).replace(".SH ", ".SS ");
+            page.extend_from_slice(text.as_bytes());
+        }
+    }
+    // roff is ASCII: other characters of the help texts (`…`, `—`, `≥`) as `\[uXXXX]`.
+    let page: String = String::from_utf8_lossy(&page)
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                format!("\\[u{:04X}]", c as u32)
+            }
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    out.write_all(page.as_bytes())
+        .context("writing the man page")?;
+    out.flush().context("writing the man page")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod fingerprint;
 pub(crate) mod kafka;
 pub mod metrics;
+pub mod notice;
 pub mod pipeline;
 pub mod rules;
 pub(crate) mod signals;

@@ -6,6 +6,7 @@ use logveil::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logveil::notice::set_quiet(cli.quiet());
     let result = match cli.command {
         None => commands::run(cli.run),
         Some(Command::Run(a)) => commands::run(a),
@@ -13,6 +14,8 @@ fn main() -> ExitCode {
         Some(Command::Fingerprint(a)) => commands::fingerprint(a),
         Some(Command::Rules(a)) => commands::rules(a),
         Some(Command::Corpus(a)) => commands::corpus(a),
+        Some(Command::Completions(a)) => commands::completions(a),
+        Some(Command::Man) => commands::man(),
     };
     match result {
         Ok(code) => code,

@@ -23,15 +23,15 @@ pub fn install() -> Result<StopSignal> {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        eprintln!(
-            "logveil: {name}: finishing the records already read (a second signal stops at once)"
-        );
+        crate::notice::notice(format_args!(
+            "{name}: finishing the records already read (a second signal stops at once)"
+        ));
         let _ = tx.send(true);
         let code = tokio::select! {
             _ = term.recv() => 143,
             _ = int.recv() => 130,
         };
-        eprintln!("logveil: second signal: stopping at once; output may end mid-record");
+        crate::notice::warn("second signal: stopping at once; output may end mid-record");
         std::process::exit(code);
     });
     Ok(rx)

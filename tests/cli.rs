@@ -998,6 +998,138 @@ fn netrc_entries_and_continued_curl_commands_across_records_and_batches() {
 }
 
 #[test]
+fn completions_load_in_bash_and_complete_subcommands() {
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = dir_file("logveil.bash", &out.stdout);
+    // The real shell: the script loads, registers a completion for logveil, and completes
+    // `logveil ru` to the two subcommands and `logveil completions ` to the shells.
+    let sh = format!(
+        "source {s} && complete -p logveil && \
+         COMP_WORDS=(logveil ru); COMP_CWORD=1; _logveil logveil ru logveil; echo \"[${{COMPREPLY[*]}}]\" && \
+         COMP_WORDS=(logveil completions ''); COMP_CWORD=2; _logveil logveil '' completions; echo \"[${{COMPREPLY[*]}}]\"",
+        s = script.display()
+    );
+    let o = Command::new("bash").args(["-c", &sh]).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text} {}", stderr(&o));
+    assert!(text.contains("-F _logveil logveil"), "{text}");
+    assert!(text.contains("[run rules]"), "{text}");
+    assert!(
+        text.contains("bash") && text.contains("zsh") && text.contains("fish"),
+        "{text}"
+    );
+    for (shell, marker) in [("zsh", "#compdef logveil"), ("fish", "complete -c logveil")] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(marker) && text.contains("fingerprint"),
+            "{shell}"
+        );
+    }
+    let o = bin().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("tcsh"), "{}", stderr(&o));
+}
+
+/// Writes `data` to a file in a fresh temporary directory (kept for the test's life by
+/// leaking the guard: the process ends with the test binary).
+fn dir_file(name: &str, data: &[u8]) -> PathBuf {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+#[test]
+fn man_page_renders_without_warnings_and_covers_every_subcommand() {
+    let out = bin().arg("man").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_ascii(), "roff must be ASCII");
+    let page = dir_file("logveil.1", &out.stdout);
+    // man(1) itself, with its warnings on: a page it cannot render cleanly fails here.
+    let o = Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(&page)
+        .env("MANWIDTH", "100")
+        .env("MANPAGER", "cat")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "RUN",
+        "SCAN",
+        "FINGERPRINT",
+        "RULES",
+        "COMPLETIONS",
+    ] {
+        assert!(text.contains(section), "no {section} section");
+    }
+    assert!(
+        text.contains("--key-file") && text.contains("--quiet"),
+        "options missing"
+    );
+}
+
+#[test]
+fn version_names_the_rule_library_and_quiet_silences_warnings() {
+    let o = bin().arg("--version").output().unwrap();
+    let v = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        v.starts_with(&format!("logveil {}\n", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    // The count is the library's, as `rules list` shows it.
+    let list = bin().args(["rules", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    let rules = list.lines().filter(|l| l.starts_with("  ")).count();
+    let packs = list.lines().filter(|l| l.starts_with("pack ")).count();
+    assert!(
+        v.contains(&format!("{rules} rules in {packs} packs")),
+        "{v} vs {rules} rules, {packs} packs"
+    );
+    let digest = v
+        .split("library ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .unwrap();
+    assert!(
+        digest.len() == 12 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{v}"
+    );
+    // Without a key: a warning, unless --quiet / -q; the output is the same either way.
+    let mut plain = bin();
+    plain.env_remove("LOGVEIL_KEY");
+    let loud = run_with_stdin(plain, b"x=1\n");
+    assert!(
+        stderr(&loud).contains("warning: no key configured"),
+        "{}",
+        stderr(&loud)
+    );
+    for args in [&["--quiet"][..], &["run", "-q"], &["scan", "--quiet"]] {
+        let mut c = bin();
+        c.env_remove("LOGVEIL_KEY").args(args);
+        let quiet = run_with_stdin(c, b"x=1\n");
+        assert!(quiet.stderr.is_empty(), "{args:?}: {}", stderr(&quiet));
+        if args[0] != "scan" {
+            assert_eq!(quiet.stdout, loud.stdout, "{args:?}");
+        }
+    }
+    // Errors still print under --quiet.
+    let o = bin()
+        .args(["run", "--quiet", "/nonexistent/input.log"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("logveil: error:"), "{}", stderr(&o));
+}
+
+#[test]
 fn field_names_from_the_config_redact_whole_values() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(

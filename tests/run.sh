@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== broker for the Kafka tests (tansu)"
 bash tests/install-tansu.sh
+echo "== tools for the CLI tests (bash, man, groff)"
+bash tests/install-tools.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

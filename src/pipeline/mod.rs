@@ -236,7 +236,7 @@ impl Pipeline {
                                         return;
                                     }
                                 }
-                                eprintln!("logveil: warning: input {input_name}: stopped inside a record that did not end within {} ms; its start was written without a newline", STOP_GRACE.as_millis());
+                                crate::notice::warn(format_args!("input {input_name}: stopped inside a record that did not end within {} ms; its start was written without a newline", STOP_GRACE.as_millis()));
                                 let _ = order_tx.send(Msg::Stopped).await;
                                 return;
                             }

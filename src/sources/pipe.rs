@@ -120,7 +120,7 @@ fn read_loop<R: Read + AsRawFd>(
                 return;
             }
             if Instant::now() >= d {
-                eprintln!("logveil: warning: input {name}: stopped inside a record that did not end within {} ms; its start was written without a newline", crate::pipeline::STOP_GRACE.as_millis());
+                crate::notice::warn(format_args!("input {name}: stopped inside a record that did not end within {} ms; its start was written without a newline", crate::pipeline::STOP_GRACE.as_millis()));
                 return;
             }
         }

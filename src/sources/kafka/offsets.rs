@@ -203,10 +203,10 @@ impl ConsumerContext for ConsCtx {
                 );
             }
         }
-        eprintln!(
-            "logveil: kafka source: rebalance: giving up {} partition(s), delivered offsets committed",
+        crate::notice::notice(format_args!(
+            "kafka source: rebalance: giving up {} partition(s), delivered offsets committed",
             tpl.count()
-        );
+        ));
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -216,7 +216,7 @@ impl ConsumerContext for ConsCtx {
                 .iter()
                 .map(|e| format!("{}/{}", e.topic(), e.partition()))
                 .collect();
-            eprintln!("logveil: kafka source: assigned {}", names.join(" "));
+            crate::notice::notice(format_args!("kafka source: assigned {}", names.join(" ")));
         }
     }
 }
