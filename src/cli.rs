@@ -147,6 +147,11 @@ pub struct RunArgs {
     /// Replacement template with {rule}, {key_id} and {fp}.
     #[arg(long, value_name = "TEMPLATE")]
     pub template: Option<String>,
+    /// Audit trail: append one JSON object per finding (time, input, record, offset, rule,
+    /// key_id, fingerprint, length; never the secret) to FILE, or `-` for stdout when the
+    /// redacted output goes elsewhere.
+    #[arg(long, value_name = "FILE")]
+    pub findings: Option<String>,
     /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -164,9 +169,13 @@ pub struct ScanArgs {
     /// Also print throughput and latency statistics to stderr.
     #[arg(long)]
     pub stats: bool,
-    /// Print the summary as JSON.
+    /// Print JSON: one object per finding (as --findings writes them), then the summary
+    /// object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Audit trail: append one JSON object per finding to FILE (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub findings: Option<String>,
     /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,

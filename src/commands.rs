@@ -16,6 +16,7 @@ use crate::config::{self, Overrides, Settings};
 use crate::engine::{Engine, Matcher};
 use crate::pipeline::{Flow, Pipeline, Sink};
 use crate::rules::Prefilter;
+use crate::sinks::findings::FindingsLog;
 use crate::sinks::{Output, OutputSpec};
 use crate::sources::file::{self as source, InputSpec};
 use crate::sources::kafka::config::KafkaSourceConfig;
@@ -93,7 +94,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         output.check(inputs)?;
     }
     let engine = build_engine(&s, &ov)?;
+    if let Some(path) = &args.findings {
+        if matches!(source, Source::Kafka(_)) {
+            anyhow::bail!(
+                "--findings is not yet available for kafka:// inputs (files and stdin only)"
+            );
+        }
+        if path == "-" && output == OutputSpec::Stdout {
+            anyhow::bail!("--findings -: stdout carries the redacted records; give -o OUT, or --findings FILE");
+        }
+    }
+    let findings = match &args.findings {
+        Some(path) => Some(FindingsLog::create(path, &engine)?),
+        None => None,
+    };
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
+    pipeline.findings = findings;
     let rt = runtime()?;
     let mut kafka_report: Option<String> = None;
     let result = rt.block_on(async {
@@ -122,8 +138,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    // What was found is in the audit trail even when the run failed part way.
+    let audit = pipeline.findings.as_mut().map_or(Ok(()), |l| l.flush());
     // A closed output (`| head`) is a normal end, like the end of the input.
     result?;
+    audit?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -186,12 +205,30 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let (s, ov) = settings(&args.common, args.threads, None)?;
     let inputs = input_specs(&args.inputs)?;
     let engine = build_engine(&s, &ov)?;
+    // `--json` prints the per-finding objects on stdout before the summary; `--findings`
+    // writes them where it says (both may be given).
+    let findings = match (&args.findings, args.json) {
+        (Some(path), _) => Some(FindingsLog::create(path, &engine)?),
+        (None, true) => Some(FindingsLog::create("-", &engine)?),
+        (None, false) => None,
+    };
+    let echo = args.json && args.findings.as_deref().is_some_and(|p| p != "-");
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
+    pipeline.findings = findings;
+    if echo {
+        pipeline.findings_echo = Some(FindingsLog::create("-", pipeline.engine())?);
+    }
     let rt = runtime()?;
     rt.block_on(async {
         pipeline.stop_on(crate::signals::install()?);
         run_files(&inputs, &mut pipeline, &mut Output::discard()).await
     })?;
+    for log in [&mut pipeline.findings, &mut pipeline.findings_echo]
+        .into_iter()
+        .flatten()
+    {
+        log.flush()?;
+    }
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let ids = rule_ids(&pipeline);

@@ -378,9 +378,19 @@ fn scan_exit_codes_and_summary() {
         .args(["scan", "--json", dirty.to_str().unwrap()])
         .output()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // One object per finding, then the summary as the last line.
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let v = lines.last().unwrap();
     assert_eq!(v["findings"], 3);
     assert_eq!(v["rules"]["generic-password-assignment"]["distinct"], 2);
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[..3]
+        .iter()
+        .all(|f| f["rule"].is_string() && f["fingerprint"].is_string()));
 
     let o = keyed()
         .args(["scan", dir.path().join("missing.log").to_str().unwrap()])
@@ -1127,6 +1137,100 @@ fn version_names_the_rule_library_and_quiet_silences_warnings() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("logveil: error:"), "{}", stderr(&o));
+}
+
+#[test]
+fn findings_audit_trail_says_when_where_and_which_but_never_what() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small reads, so that records straddle batches, and a cap that cuts the long record
+    // into pieces.
+    let cfg = write_config(
+        dir.path(),
+        "[pipeline]\nread_buffer_bytes = 4096\nmax_record_bytes = 65536\n",
+    );
+    let secrets = ["Zq8rT2wXk9Lm4Vb7", "Hn3pQ7wZk2Rt5Yx8", "Jk8mQ2wZp7RtWc4"];
+    let mut text = String::new();
+    let mut planted = Vec::new(); // (record number, secret)
+    for i in 0..400 {
+        match i {
+            37 => text.push_str(&format!(
+                "2026-11-02T10:00:00Z INFO login user=bob password={}\n",
+                secrets[0]
+            )),
+            211 => {
+                // A 150 KB record, cut into pieces, with the secret at byte 140,000.
+                let mut long = "x".repeat(140_000 - "password=".len() - 1);
+                long.push(' ');
+                long.push_str(&format!("password={} ", secrets[1]));
+                long.push_str(&"y".repeat(10_000));
+                text.push_str(&long);
+                text.push('\n');
+            }
+            399 => text.push_str(&format!(
+                "{{\"level\":\"debug\",\"secret\":\"{}\"}}\n",
+                secrets[2]
+            )),
+            _ => text.push_str(&format!("2026-11-02T10:00:00Z INFO filler line {i}\n")),
+        }
+        if [37, 211, 399].contains(&i) {
+            planted.push((i + 1, secrets[planted.len()]));
+        }
+    }
+    let input = dir.path().join("app.log");
+    std::fs::write(&input, &text).unwrap();
+    let audit = dir.path().join("findings.jsonl");
+    let o = keyed()
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ])
+        .args(["-o", dir.path().join("out.log").to_str().unwrap()])
+        .args(["--findings", audit.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(&audit).unwrap();
+    for s in secrets {
+        assert!(
+            !log.contains(s),
+            "the audit trail holds {}",
+            logveil::text::preview(s)
+        );
+    }
+    let records: Vec<&str> = text.lines().collect();
+    let found: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), planted.len(), "{}", masked(&log, &secrets));
+    for (f, (record, secret)) in found.iter().zip(&planted) {
+        assert_eq!(f["input"], input.to_str().unwrap());
+        assert_eq!(f["record"], *record as u64);
+        assert_eq!(f["key_id"], "k1");
+        assert_eq!(f["length"], secret.len() as u64);
+        assert_eq!(
+            f["fingerprint"].as_str().unwrap(),
+            fp(secret).split(':').next_back().unwrap()
+        );
+        // The offset and length point at the secret in its record of the input.
+        let (at, len) = (f["offset"].as_u64().unwrap() as usize, secret.len());
+        let rec = records[record - 1];
+        assert!(
+            rec.get(at..at + len) == Some(*secret),
+            "record {record}: offset {at} is not the secret"
+        );
+        assert!(f["time"].as_str().unwrap().ends_with('Z') && f["rule"].is_string());
+    }
+    assert_eq!(found[1]["offset"], 140_000);
+    // `-` is stdout, which `run` uses for the records unless -o says otherwise.
+    let o = keyed()
+        .args(["run", input.to_str().unwrap(), "--findings", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--findings -"), "{}", stderr(&o));
 }
 
 #[test]

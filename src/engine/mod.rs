@@ -406,6 +406,14 @@ pub struct Reported {
     pub fingerprint: Fingerprint,
     /// Byte offset of the secret in the batch.
     pub offset: usize,
+    /// Index of the secret's record in the batch (0 = the first, which continues the last
+    /// record of the previous batch when that one was cut).
+    pub record: u32,
+    /// Byte offset of the secret in its record, counted from the record's start in this
+    /// batch.
+    pub in_record: u32,
+    /// Length of the secret in bytes (in the record as written, escapes included).
+    pub len: u32,
 }
 
 /// The result of redacting one batch.
@@ -421,6 +429,9 @@ pub struct Redacted {
     pub input_len: usize,
     /// Time spent in the engine.
     pub elapsed: Duration,
+    /// Bytes after the batch's last newline (the start of a record that goes on in the
+    /// next batch), 0 when the batch ends with a newline.
+    pub tail_len: usize,
     /// Where each replacement went, when emitting: `(start, end, chunk)`, the input range
     /// replaced and the index of its text in `chunks`. Lets a batch of several messages be
     /// cut back into one output per message (`kafka::batch`).
@@ -502,6 +513,7 @@ impl Engine {
         let mut out = Redacted {
             records,
             input_len: data.len(),
+            tail_len: memchr::memrchr(b'\n', data).map_or(data.len(), |i| data.len() - i - 1),
             ..Redacted::default()
         };
         if findings.is_empty() {
@@ -514,16 +526,26 @@ impl Engine {
         let mut text = Vec::with_capacity(64);
         let mut owned = BytesMut::with_capacity(findings.len() * 48);
         let mut pos = 0;
+        // Record index and start of the record at `counted` (findings come in order).
+        let (mut record, mut record_start, mut counted) = (0u32, 0usize, 0usize);
         for f in findings {
             let rule = &self.matcher.rules[f.rule as usize];
             let fp = key.fingerprint(&hay[f.start..f.end]);
             // The part of the finding inside this batch.
             let (start, end) = (f.start.max(lo) - lo, f.end.min(lo + data.len()) - lo);
             if f.start >= lo {
+                for nl in memchr::memchr_iter(b'\n', &data[counted..start]) {
+                    record += 1;
+                    record_start = counted + nl + 1;
+                }
+                counted = start;
                 out.findings.push(Reported {
                     rule: f.rule,
                     fingerprint: fp,
                     offset: start,
+                    record,
+                    in_record: (start - record_start) as u32,
+                    len: (f.end - f.start) as u32,
                 });
             }
             if emit {

@@ -91,6 +91,10 @@ pub struct Pipeline {
     stop: Option<StopSignal>,
     /// The run's statistics.
     pub stats: Stats,
+    /// The findings audit trail (`--findings`), written batch by batch in input order.
+    pub findings: Option<crate::sinks::findings::FindingsLog>,
+    /// A second copy of the audit trail (`scan --json --findings FILE`: stdout too).
+    pub findings_echo: Option<crate::sinks::findings::FindingsLog>,
 }
 
 impl Pipeline {
@@ -106,6 +110,8 @@ impl Pipeline {
             opts,
             stop: None,
             stats,
+            findings: None,
+            findings_echo: None,
         }
     }
 
@@ -178,6 +184,12 @@ impl Pipeline {
             LineBatchDecoder::new(self.opts.read_buffer_bytes, self.opts.max_record_bytes);
         let capacity = self.opts.read_buffer_bytes;
         let input_name = name.to_string();
+        for log in [&mut self.findings, &mut self.findings_echo]
+            .into_iter()
+            .flatten()
+        {
+            log.begin_input(name);
+        }
         let multiline = self.engine.matcher().tracks_multiline();
         let mut stop = self.stop.clone();
         let ends_on_stop = input.ends_on_stop;
@@ -296,6 +308,15 @@ impl Pipeline {
                 ));
                 break;
             };
+            // The audit line of a finding is written before the redacted batch.
+            let audit = [&mut self.findings, &mut self.findings_echo]
+                .into_iter()
+                .flatten()
+                .try_for_each(|log| log.batch(&r));
+            if let Err(e) = audit {
+                outcome = Err(e);
+                break;
+            }
             if emit {
                 match sink.write_lines(&r.chunks).await {
                     Ok(true) => {}
@@ -315,6 +336,14 @@ impl Pipeline {
             pending.push((read_at, r.records));
             // Nothing else is ready: flush now, so a trickle of records is not held back.
             if order_rx.is_empty() {
+                let audit = [&mut self.findings, &mut self.findings_echo]
+                    .into_iter()
+                    .flatten()
+                    .try_for_each(|log| log.flush());
+                if let Err(e) = audit {
+                    outcome = Err(e);
+                    break;
+                }
                 match sink.flush().await {
                     Ok(true) => {}
                     Ok(false) => {

@@ -3,6 +3,7 @@
 //! source works with every sink. [`Output`] is the one the command line chose.
 
 pub mod file;
+pub mod findings;
 pub mod kafka;
 
 use std::path::{Path, PathBuf};
