@@ -362,3 +362,18 @@ fn contractions_and_name_service_sources_are_not_values() {
     assert!(!not_value("password: Rq7'tLm2", "Rq7"));
     assert!(!not_value("password=hunter'x9", "hunter"));
 }
+
+#[test]
+fn authorization_scheme_words_are_not_values() {
+    assert!(not_value("Authorization: sso-key Ab3dEf:Gh5iJk", "sso-key"));
+    assert!(not_value("authorization=ApiKey essu_Zq8rT2wXk9", "ApiKey"));
+    // A bare credential in the header is a value; so is a single word at the end.
+    assert!(!not_value(
+        "Authorization: Zq8rT2wXk9Lm4Vb7",
+        "Zq8rT2wXk9Lm4Vb7"
+    ));
+    assert!(!not_value(
+        "authorization=Zq8rT2wXk9 user=bob",
+        "Zq8rT2wXk9"
+    ));
+}

@@ -281,6 +281,7 @@ pub(super) const FREE_VALUE_CHECKS: &[fn(&FreeValue) -> bool] = &[
     |c| is_in_id_member(c.record, c.span.start),
     |c| is_prose(c.record, c.span.clone()),
     is_contraction,
+    is_auth_scheme,
     |c| is_non_secret_key(c.record, c.span.start),
     |c| is_path_tail_key(c.record, c.span.start),
     |c| is_powershell_cmdlet(c.core),
@@ -302,6 +303,37 @@ pub(super) fn is_contraction(c: &FreeValue) -> bool {
         &rest[..tail],
         b"t" | b"s" | b"re" | b"ll" | b"ve" | b"d" | b"m"
     ) && rest.get(tail).is_none_or(|b| !b.is_ascii_alphanumeric())
+}
+
+/// The value is the scheme word of an `Authorization` header followed by its credential
+/// (`Authorization: sso-key K:S`, `Authorization: ApiKey essu_…`, `Proxy-Authorization: Foo
+/// x`): the credential after it is the secret (found by the header and provider rules), the
+/// scheme names the kind of authentication and stays.
+pub(super) fn is_auth_scheme(c: &FreeValue) -> bool {
+    let key = key_before(c.record, c.span.start);
+    let named = [&b"authorization"[..], b"proxy-authorization"]
+        .iter()
+        .any(|k| key.eq_ignore_ascii_case(k));
+    let word = !c.core.is_empty()
+        && c.core.len() <= 24
+        && c.core
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    // What follows is a credential, not the next field of a logfmt line (`user=bob`): a
+    // token whose `=` are only base64 padding at its end.
+    let next: &[u8] = c.after.strip_prefix(b" ").map_or(&[], |t| {
+        let end = t
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b','))
+            .unwrap_or(t.len());
+        &t[..end]
+    });
+    let body = next
+        .strip_suffix(b"==")
+        .or(next.strip_suffix(b"="))
+        .unwrap_or(next);
+    let then_credential = !next.is_empty() && !body.contains(&b'=');
+    named && word && then_credential
 }
 
 /// The whole quoted string the value opens, where the rule stopped at a blank inside it, is
