@@ -105,8 +105,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
     }
     let findings = match &args.findings {
-        Some(path) => Some(FindingsLog::create(path, &engine)?),
-        None => None,
+        Some(path) => vec![FindingsLog::create(path, &engine)?],
+        None => Vec::new(),
     };
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     pipeline.findings = findings;
@@ -139,7 +139,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     // What was found is in the audit trail even when the run failed part way.
-    let audit = pipeline.findings.as_mut().map_or(Ok(()), |l| l.flush());
+    let audit = pipeline.findings.iter_mut().try_for_each(|l| l.flush());
     // A closed output (`| head`) is a normal end, like the end of the input.
     result?;
     audit?;
@@ -206,27 +206,23 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let inputs = input_specs(&args.inputs)?;
     let engine = build_engine(&s, &ov)?;
     // `--json` prints the per-finding objects on stdout before the summary; `--findings`
-    // writes them where it says (both may be given).
-    let findings = match (&args.findings, args.json) {
-        (Some(path), _) => Some(FindingsLog::create(path, &engine)?),
-        (None, true) => Some(FindingsLog::create("-", &engine)?),
-        (None, false) => None,
-    };
-    let echo = args.json && args.findings.as_deref().is_some_and(|p| p != "-");
+    // writes them where it says (both may be given; stdout only once).
+    let mut paths: Vec<&str> = args.findings.iter().map(String::as_str).collect();
+    if args.json && !paths.contains(&"-") {
+        paths.push("-");
+    }
+    let findings = paths
+        .into_iter()
+        .map(|p| FindingsLog::create(p, &engine))
+        .collect::<Result<Vec<_>>>()?;
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     pipeline.findings = findings;
-    if echo {
-        pipeline.findings_echo = Some(FindingsLog::create("-", pipeline.engine())?);
-    }
     let rt = runtime()?;
     rt.block_on(async {
         pipeline.stop_on(crate::signals::install()?);
         run_files(&inputs, &mut pipeline, &mut Output::discard()).await
     })?;
-    for log in [&mut pipeline.findings, &mut pipeline.findings_echo]
-        .into_iter()
-        .flatten()
-    {
+    for log in &mut pipeline.findings {
         log.flush()?;
     }
     // A blocking read of a quiet stdin must not hold the exit.
@@ -493,10 +489,6 @@ pub fn man() -> Result<ExitCode> {
     for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
         let name = format!("logveil {}", sub.get_name());
         let sub = sub.clone().bin_name(name);
-        let mut section = Vec::new();
-        clap_mangen::Man::new(sub.clone())
-            .render_subcommands_section(&mut section)
-            .ok();
         page.extend_from_slice(format!(".SH \"{}\"\n", sub.get_name().to_uppercase()).as_bytes());
         let mut synopsis = Vec::new();
         clap_mangen::Man::new(sub.clone())

@@ -345,7 +345,8 @@ const USER_EQ: [&[u8]; 2] = [b"--user=", b"--proxy-user="];
 /// record (quotes around the pair are not part of it).
 fn curl_user_password(rec: &[u8]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let toks = tokens(rec, 256).unwrap_or_default();
+    // Every token: a continuation record with many arguments keeps its `-u`.
+    let toks = tokens(rec, usize::MAX).unwrap_or_default();
     for (k, t) in toks.iter().enumerate() {
         let tok = &rec[t.clone()];
         let pair = match tok {
@@ -601,13 +602,25 @@ mod tests {
     use super::*;
 
     fn spans(carry: Carry, batch: &str) -> (Vec<String>, Carry) {
-        let mut out = Vec::new();
-        let end = walk(carry, batch.as_bytes(), |k, r| {
-            if k == Block::Key {
-                out.push(batch[r].to_string())
-            }
-        });
-        (out, end)
+        spans_of(Block::Key, carry, batch)
+    }
+
+    /// The spans of `kind` in `text` are the same when the text is split into two batches
+    /// after any of its records (the state carried between them).
+    fn same_at_every_split(kind: Block, text: &str) {
+        let whole = spans_of(kind, Carry::default(), text).0;
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        for cut in 1..lines.len() {
+            let (a, b) = (lines[..cut].concat(), lines[cut..].concat());
+            let (mut s, mid) = spans_of(kind, Carry::default(), &a);
+            s.extend(spans_of(kind, mid, &b).0);
+            assert!(
+                s == whole,
+                "{kind:?}: split after line {cut} gives {} spans, whole text {}",
+                s.len(),
+                whole.len()
+            );
+        }
     }
 
     const KEY: &str = "Nov  2 10:00:01 app[1]: -----BEGIN RSA PRIVATE KEY-----\n\
@@ -627,14 +640,7 @@ Nov  2 10:00:02 app[1]: next record MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2\n";
 
     #[test]
     fn state_crosses_batches_at_any_split() {
-        let whole = spans(Carry::default(), KEY).0;
-        let lines: Vec<&str> = KEY.split_inclusive('\n').collect();
-        for cut in 1..lines.len() {
-            let (a, b) = (lines[..cut].concat(), lines[cut..].concat());
-            let (mut s, mid) = spans(Carry::default(), &a);
-            s.extend(spans(mid, &b).0);
-            assert_eq!(s, whole, "split after line {cut}");
-        }
+        same_at_every_split(Block::Key, KEY);
     }
 
     #[test]
@@ -736,6 +742,11 @@ Nov  2 10:00:01 app[1]: [REDACTED:pem-private-key:k1:0123456789abcdef]\n";
         assert!(s.is_empty() && !end.in_key, "{s:?}");
     }
 
+    /// Spans for a failure message: their first 4 characters only.
+    fn shown(s: &[String]) -> Vec<String> {
+        s.iter().map(|x| crate::text::preview(x)).collect()
+    }
+
     /// Spans of one kind, as text.
     fn spans_of(kind: Block, carry: Carry, batch: &str) -> (Vec<String>, Carry) {
         let mut out = Vec::new();
@@ -759,22 +770,17 @@ Nov  2 10:00:02 ci-04 job[7]: password Lq2Another0ne7Xz\n";
     #[test]
     fn netrc_entries_over_records() {
         let (s, end) = spans_of(Block::Netrc, Carry::default(), NETRC);
-        assert_eq!(s, ["Zq8rT2wXk9Lm4Vb7", "Hn3pQ7wZk2Rt5Yx8"], "{s:?}");
+        assert!(
+            s == ["Zq8rT2wXk9Lm4Vb7", "Hn3pQ7wZk2Rt5Yx8"],
+            "{:?}",
+            shown(&s)
+        );
         assert!(!end.in_block(), "the prose record ends the entry");
         // Plain file text, no wrapping, and a split at every record.
         let plain = "machine a.example\nlogin u\npassword Wx7Lq2Mp9Zk4\n";
-        assert_eq!(
-            spans_of(Block::Netrc, Carry::default(), plain).0,
-            ["Wx7Lq2Mp9Zk4"]
-        );
-        let whole = spans_of(Block::Netrc, Carry::default(), NETRC).0;
-        let lines: Vec<&str> = NETRC.split_inclusive('\n').collect();
-        for cut in 1..lines.len() {
-            let (a, b) = (lines[..cut].concat(), lines[cut..].concat());
-            let (mut s, mid) = spans_of(Block::Netrc, Carry::default(), &a);
-            s.extend(spans_of(Block::Netrc, mid, &b).0);
-            assert_eq!(s, whole, "split after line {cut}");
-        }
+        let found = spans_of(Block::Netrc, Carry::default(), plain).0;
+        assert!(found == ["Wx7Lq2Mp9Zk4"], "{:?}", shown(&found));
+        same_at_every_split(Block::Netrc, NETRC);
     }
 
     #[test]
@@ -787,7 +793,7 @@ Nov  2 10:00:02 ci-04 job[7]: password Lq2Another0ne7Xz\n";
 2026-11-02 INFO virtual machine vm-43\n\
 Nov  2 10:00:03 other[9]: password Hn3pQ7wZk2Rt5Yx8\n";
         let (s, _) = spans_of(Block::Netrc, Carry::default(), text);
-        assert!(s.is_empty(), "{s:?}");
+        assert!(s.is_empty(), "{:?}", shown(&s));
     }
 
     #[test]
@@ -811,16 +817,9 @@ Nov  2 10:00:03 other[9]: password Hn3pQ7wZk2Rt5Yx8\n";
     #[test]
     fn curl_continuation_records() {
         let (s, end) = spans_of(Block::Curl, Carry::default(), CURL);
-        assert_eq!(s, ["Jk8mQ2wZp7Rt", "Tr0ub4dor9x"], "{s:?}");
+        assert!(s == ["Jk8mQ2wZp7Rt", "Tr0ub4dor9x"], "{:?}", shown(&s));
         assert!(!end.in_block());
-        let whole = s;
-        let lines: Vec<&str> = CURL.split_inclusive('\n').collect();
-        for cut in 1..lines.len() {
-            let (a, b) = (lines[..cut].concat(), lines[cut..].concat());
-            let (mut s, mid) = spans_of(Block::Curl, Carry::default(), &a);
-            s.extend(spans_of(Block::Curl, mid, &b).0);
-            assert_eq!(s, whole, "split after line {cut}");
-        }
+        same_at_every_split(Block::Curl, CURL);
     }
 
     #[test]
@@ -843,10 +842,8 @@ Nov  2 10:00:03 other[9]: password Hn3pQ7wZk2Rt5Yx8\n";
         // Blocks are one at a time; a key that starts after a curl command is followed.
         let text = format!("+ curl https://a.example \\\n  -u a:Zq8rT2wXk9Lm\n{KEY}");
         let (keys, _) = spans_of(Block::Key, Carry::default(), &text);
-        assert_eq!(keys.len(), 3, "{keys:?}");
-        assert_eq!(
-            spans_of(Block::Curl, Carry::default(), &text).0,
-            ["Zq8rT2wXk9Lm"]
-        );
+        assert_eq!(keys.len(), 3, "{:?}", shown(&keys));
+        let curl = spans_of(Block::Curl, Carry::default(), &text).0;
+        assert!(curl == ["Zq8rT2wXk9Lm"], "{:?}", shown(&curl));
     }
 }

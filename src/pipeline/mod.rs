@@ -91,10 +91,9 @@ pub struct Pipeline {
     stop: Option<StopSignal>,
     /// The run's statistics.
     pub stats: Stats,
-    /// The findings audit trail (`--findings`), written batch by batch in input order.
-    pub findings: Option<crate::sinks::findings::FindingsLog>,
-    /// A second copy of the audit trail (`scan --json --findings FILE`: stdout too).
-    pub findings_echo: Option<crate::sinks::findings::FindingsLog>,
+    /// The findings audit trails (`--findings`; `scan --json` adds stdout), written batch
+    /// by batch in input order.
+    pub findings: Vec<crate::sinks::findings::FindingsLog>,
 }
 
 impl Pipeline {
@@ -110,8 +109,7 @@ impl Pipeline {
             opts,
             stop: None,
             stats,
-            findings: None,
-            findings_echo: None,
+            findings: Vec::new(),
         }
     }
 
@@ -184,10 +182,7 @@ impl Pipeline {
             LineBatchDecoder::new(self.opts.read_buffer_bytes, self.opts.max_record_bytes);
         let capacity = self.opts.read_buffer_bytes;
         let input_name = name.to_string();
-        for log in [&mut self.findings, &mut self.findings_echo]
-            .into_iter()
-            .flatten()
-        {
+        for log in self.findings.iter_mut() {
             log.begin_input(name);
         }
         let multiline = self.engine.matcher().tracks_multiline();
@@ -309,10 +304,7 @@ impl Pipeline {
                 break;
             };
             // The audit line of a finding is written before the redacted batch.
-            let audit = [&mut self.findings, &mut self.findings_echo]
-                .into_iter()
-                .flatten()
-                .try_for_each(|log| log.batch(&r));
+            let audit = self.findings.iter_mut().try_for_each(|log| log.batch(&r));
             if let Err(e) = audit {
                 outcome = Err(e);
                 break;
@@ -336,10 +328,7 @@ impl Pipeline {
             pending.push((read_at, r.records));
             // Nothing else is ready: flush now, so a trickle of records is not held back.
             if order_rx.is_empty() {
-                let audit = [&mut self.findings, &mut self.findings_echo]
-                    .into_iter()
-                    .flatten()
-                    .try_for_each(|log| log.flush());
+                let audit = self.findings.iter_mut().try_for_each(|log| log.flush());
                 if let Err(e) = audit {
                     outcome = Err(e);
                     break;
