@@ -152,6 +152,10 @@ pub struct RunArgs {
     /// redacted output goes elsewhere.
     #[arg(long, value_name = "FILE")]
     pub findings: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the command runs (e.g.
+    /// 127.0.0.1:9898; port 0 picks a free one, printed on stderr). Also `[metrics] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -176,6 +180,10 @@ pub struct ScanArgs {
     /// Audit trail: append one JSON object per finding to FILE (`-`: stdout).
     #[arg(long, value_name = "FILE")]
     pub findings: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the command runs (e.g.
+    /// 127.0.0.1:9898; port 0 picks a free one, printed on stderr). Also `[metrics] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,

@@ -14,6 +14,7 @@ use crate::cli::{
 };
 use crate::config::{self, Overrides, Settings};
 use crate::engine::{Engine, Matcher};
+use crate::metrics::{self, Listener, Registry};
 use crate::pipeline::{Flow, Pipeline, Sink};
 use crate::rules::Prefilter;
 use crate::sinks::findings::FindingsLog;
@@ -84,6 +85,48 @@ fn rule_ids(p: &Pipeline) -> Vec<&str> {
         .collect()
 }
 
+/// Binds the metrics address (`--metrics`, else `[metrics] listen`) before anything is read,
+/// so that a busy or wrong address fails the command at once.
+fn metrics_listener(arg: Option<&str>, s: &Settings) -> Result<Option<Listener>> {
+    match arg.or(s.config.metrics.listen.as_deref()) {
+        Some(addr) => Ok(Some(Listener::bind(addr)?)),
+        None => Ok(None),
+    }
+}
+
+/// Serves `/metrics` for `pipeline` on `listener` (inside the runtime).
+fn serve_metrics(
+    listener: Option<Listener>,
+    pipeline: &mut Pipeline,
+    source_type: &'static str,
+    sink_type: &'static str,
+) -> Result<()> {
+    let Some(listener) = listener else {
+        return Ok(());
+    };
+    let addr = listener.local_addr();
+    let registry = Registry::new(
+        pipeline.stats.clone(),
+        pipeline.probes.clone(),
+        rule_ids(pipeline).into_iter().map(String::from).collect(),
+        source_type,
+        sink_type,
+    );
+    pipeline.observed = true;
+    metrics::serve(listener, std::sync::Arc::new(registry))?;
+    crate::notice::notice(format_args!("metrics at http://{addr}/metrics"));
+    Ok(())
+}
+
+/// The `component_type` of a run's source, for the metrics.
+fn source_type(source: &Source) -> &'static str {
+    match source {
+        Source::Kafka(_) => "kafka",
+        Source::Files(f) if f.iter().all(|i| matches!(i, InputSpec::Stdin)) => "stdin",
+        Source::Files(_) => "file",
+    }
+}
+
 /// `logveil run`: every source (files and stdin, or one Kafka input) into every sink
 /// (stdout, a file, a directory, a Kafka topic), through one pipeline.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -93,6 +136,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if let Source::Files(inputs) = &source {
         output.check(inputs)?;
     }
+    let listener = metrics_listener(args.metrics.as_deref(), &s)?;
     let engine = build_engine(&s, &ov)?;
     if let Some(path) = &args.findings {
         if matches!(source, Source::Kafka(_)) {
@@ -112,7 +156,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     pipeline.findings = findings;
     let rt = runtime()?;
     let mut kafka_report: Option<String> = None;
+    let sink_type = match &output {
+        OutputSpec::Stdout => "stdout",
+        OutputSpec::File(_) => "file",
+        OutputSpec::Dir(_) => "directory",
+        OutputSpec::Kafka(_) => "kafka",
+    };
+    let source_type = source_type(&source);
     let result = rt.block_on(async {
+        serve_metrics(listener, &mut pipeline, source_type, sink_type)?;
         match source {
             Source::Kafka(src) => {
                 let mut sink = Output::open(&output, s.config.sink.kafka.as_ref()).await?;
@@ -131,7 +183,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
     });
     if args.stats {
-        eprint!("{}", pipeline.stats.report(&rule_ids(&pipeline)));
+        eprint!("{}", pipeline.stats.lock().report(&rule_ids(&pipeline)));
         if let Some(k) = &kafka_report {
             eprint!("{k}");
         }
@@ -204,6 +256,7 @@ async fn run_kafka(_: KafkaSourceConfig, _: &mut Output, _: &mut Pipeline) -> Re
 pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let (s, ov) = settings(&args.common, args.threads, None)?;
     let inputs = input_specs(&args.inputs)?;
+    let listener = metrics_listener(args.metrics.as_deref(), &s)?;
     let engine = build_engine(&s, &ov)?;
     // `--json` prints the per-finding objects on stdout before the summary; `--findings`
     // writes them where it says (both may be given; stdout only once).
@@ -218,7 +271,9 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     pipeline.findings = findings;
     let rt = runtime()?;
+    let source_type = source_type(&Source::Files(inputs.clone()));
     rt.block_on(async {
+        serve_metrics(listener, &mut pipeline, source_type, "none")?;
         pipeline.stop_on(crate::signals::install()?);
         run_files(&inputs, &mut pipeline, &mut Output::discard()).await
     })?;
@@ -228,7 +283,7 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     // A blocking read of a quiet stdin must not hold the exit.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     let ids = rule_ids(&pipeline);
-    let st = &pipeline.stats;
+    let st = pipeline.stats.lock();
     let mut rows: Vec<(usize, u64, usize)> = st
         .findings
         .iter()

@@ -39,6 +39,17 @@ pub struct Config {
     /// `[sink.kafka]`: defaults for a `kafka://` output.
     #[serde(default)]
     pub sink: crate::sinks::kafka::config::SinkSection,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `HOST:PORT` to serve `/metrics` on (`--metrics` overrides it).
+    pub listen: Option<String>,
 }
 
 /// `[fields]`.

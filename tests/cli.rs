@@ -1497,3 +1497,198 @@ fn password_hashes_from_real_tools_are_replaced_whole() {
         "only {checked} hash samples in the data file"
     );
 }
+
+/// `GET path` on `addr`; returns (status line, body).
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// The value of one series (name with its labels, exactly as printed) in a scrape.
+fn series(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `promtool check metrics` (Prometheus's own linter) on a scrape: no problems.
+fn promtool_accepts(page: &str) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (installed by tests/install-tools.sh)");
+    p.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Reads stdout of `child` until `n` lines came; returns them.
+fn read_lines(out: &mut impl std::io::BufRead, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            l
+        })
+        .collect()
+}
+
+/// Scrapes `/metrics` until `series` has the value `want` (the latency of a record is
+/// accounted just after its write is flushed, so a scrape may come a moment before); returns
+/// the page, or fails after 10 s showing the last one.
+fn scrape_until(addr: &str, series_name: &str, want: f64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, page) = http_get(addr, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        if series(&page, series_name) == Some(want) {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series_name} never reached {want}:\n{page}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn metrics_endpoint_during_a_stream() {
+    use std::io::BufRead;
+    let mut child = keyed()
+        .args(["run", "--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut notice = String::new();
+    err.read_line(&mut notice).unwrap();
+    let addr = notice
+        .trim()
+        .strip_prefix("logveil: metrics at http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics notice: {notice}"))
+        .to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let secrets: Vec<String> = (0..30).map(|i| format!("Tr0ub4dor{i:03}x")).collect();
+    let send = |stdin: &mut std::process::ChildStdin, from: usize, to: usize| {
+        for (i, s) in secrets.iter().enumerate().take(to).skip(from) {
+            writeln!(stdin, "ts=1 user=u{i} password={s} action=login").unwrap();
+            writeln!(stdin, "ts=1 clean line {i}").unwrap();
+        }
+        stdin.flush().unwrap();
+    };
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let received = "logveil_component_received_events_total{component_kind=\"source\",component_type=\"stdin\"}";
+    let sent =
+        "logveil_component_sent_events_total{component_kind=\"sink\",component_type=\"stdout\"}";
+    let found = "logveil_findings_total{rule=\"generic-password-assignment\"}";
+
+    // First part of the stream: once its lines are out, the scrape counts them.
+    send(&mut stdin, 0, 10);
+    let lines = read_lines(&mut out, 20);
+    assert!(
+        lines.iter().all(|l| !refs.iter().any(|s| l.contains(s))),
+        "{}",
+        masked(&lines.concat(), &refs)
+    );
+    let page = scrape_until(&addr, "logveil_record_latency_seconds_count", 20.0);
+    assert_eq!(series(&page, received), Some(20.0), "{page}");
+    assert_eq!(series(&page, sent), Some(20.0), "{page}");
+    assert_eq!(series(&page, found), Some(10.0), "{page}");
+    assert_eq!(
+        series(&page, "logveil_record_latency_seconds_count"),
+        Some(20.0),
+        "{page}"
+    );
+    assert_eq!(
+        series(&page, "logveil_record_latency_seconds_bucket{le=\"+Inf\"}"),
+        Some(20.0)
+    );
+    // Every enabled rule has its series, also at 0, so that rate() works from the start.
+    let rules = series(&page, "logveil_rules_enabled").unwrap() as usize;
+    assert_eq!(
+        page.lines()
+            .filter(|l| l.starts_with("logveil_findings_total{"))
+            .count(),
+        rules
+    );
+    assert!(
+        !refs.iter().any(|s| page.contains(s)),
+        "a secret in the scrape"
+    );
+    assert!(
+        !page.contains(&fp(&secrets[0])),
+        "a fingerprint in the scrape"
+    );
+    promtool_accepts(&page);
+
+    // The stream goes on: the next scrape has moved on.
+    send(&mut stdin, 10, 30);
+    read_lines(&mut out, 40);
+    let page = scrape_until(&addr, "logveil_record_latency_seconds_count", 60.0);
+    assert_eq!(series(&page, received), Some(60.0), "{page}");
+    assert_eq!(series(&page, found), Some(30.0), "{page}");
+    promtool_accepts(&page);
+    assert_eq!(
+        http_get(&addr, "/health"),
+        ("HTTP/1.1 200 OK".into(), "ok\n".into())
+    );
+    assert_eq!(http_get(&addr, "/other").0, "HTTP/1.1 404 Not Found");
+
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{}", masked(&rest, &refs));
+}
+
+#[test]
+fn metrics_address_errors_and_config() {
+    // A busy port fails at once, before any input is read.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    fails_with(
+        &["run", "--metrics", &addr],
+        &["metrics: cannot listen on", &addr],
+    );
+    fails_with(
+        &["scan", "--metrics", "not-an-address"],
+        &["metrics: cannot listen on not-an-address"],
+    );
+    // `[metrics] listen` in the config does the same as --metrics; `scan` serves too.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "[metrics]\nlisten = \"127.0.0.1:0\"\n");
+    let mut c = keyed();
+    c.args(["scan", "--config", cfg.to_str().unwrap()]);
+    let o = run_with_stdin(c, b"password=Zq8vN2kLmwX\n");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("logveil: metrics at http://127.0.0.1:"),
+        "{}",
+        stderr(&o)
+    );
+    let cfg = write_config(dir.path(), "[metrics]\nport = 9898\n");
+    let mut c = keyed();
+    c.args(["run", "--config", cfg.to_str().unwrap()]);
+    let o = run_with_stdin(c, b"x\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("port"), "{}", stderr(&o));
+}

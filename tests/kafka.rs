@@ -3,7 +3,7 @@
 //! here as a separate process per test on a free loopback port with sqlite storage.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -987,4 +987,133 @@ fn kafka_to_directory_one_file_per_partition_appended() {
     all.dedup();
     assert_eq!(all, (0..60).collect::<Vec<u64>>());
     assert!(q0.lines().all(|l| l.contains("password=[REDACTED:")));
+}
+
+/// `GET /metrics` on `addr`.
+fn scrape(addr: &str) -> String {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200 OK"), "{resp}");
+    resp.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+fn series(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn kafka_metrics_show_deliveries_lag_and_pass_promtool() {
+    let _g = serial();
+    let b = Broker::start();
+    b.create_topic("metered", 2);
+    let n = 40;
+    produce(&b, "metered", &records(n));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let src = format!("kafka://{}/metered?group=metrics", b.addr());
+    let mut child = spawn(logveil(&[
+        "run",
+        &src,
+        "-o",
+        out.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]));
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut notice = String::new();
+    std::io::BufRead::read_line(&mut err, &mut notice).unwrap();
+    let addr = notice
+        .trim()
+        .strip_prefix("logveil: metrics at http://")
+        .and_then(|a| a.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics notice: {notice}"))
+        .to_string();
+    // Drain stderr so that the child never blocks on it.
+    let err_text = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let lag = |p: i32| format!("logveil_kafka_consumer_lag{{topic=\"metered\",partition=\"{p}\"}}");
+    let sent =
+        "logveil_component_sent_events_total{component_kind=\"sink\",component_type=\"file\"}";
+    // Everything delivered, committed, and the client's statistics caught up: lag 0 on both
+    // partitions.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        let page = scrape(&addr);
+        if series(&page, sent) == Some(n as f64)
+            && series(&page, &lag(0)) == Some(0.0)
+            && series(&page, &lag(1)) == Some(0.0)
+        {
+            break page;
+        }
+        if Instant::now() > deadline {
+            sigterm(&child);
+            let _ = child.wait();
+            let err = err_text.join().unwrap();
+            panic!("metrics never showed {n} delivered and lag 0:\n{page}\nstderr: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        series(
+            &page,
+            "logveil_component_received_events_total{component_kind=\"source\",component_type=\"kafka\"}"
+        ),
+        Some(n as f64),
+        "{page}"
+    );
+    assert_eq!(
+        series(
+            &page,
+            "logveil_findings_total{rule=\"generic-password-assignment\"}"
+        ),
+        Some(n as f64),
+        "{page}"
+    );
+    assert_eq!(
+        series(&page, "logveil_kafka_end_to_end_latency_seconds_count"),
+        Some(n as f64),
+        "{page}"
+    );
+    assert_eq!(
+        series(&page, "logveil_dead_lettered_events_total"),
+        Some(0.0)
+    );
+    assert!(!contains_planted(&page), "a planted secret in the scrape");
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (installed by tests/install-tools.sh)");
+    p.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    sigterm(&child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "logveil did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = err_text.join().unwrap();
+    assert!(st.success(), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().lines().count(),
+        n as usize
+    );
 }

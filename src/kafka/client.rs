@@ -1,7 +1,8 @@
 //! librdkafka clients: settings, logging, the startup check, errors in words.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -15,6 +16,8 @@ use super::{cut, scrub};
 pub(crate) struct Log {
     role: &'static str,
     last: Mutex<HashMap<String, Instant>>,
+    /// Client errors reported (all of them, also those not printed), for the metrics.
+    errors: Arc<AtomicU64>,
 }
 
 impl Log {
@@ -22,7 +25,19 @@ impl Log {
         Log {
             role,
             last: Mutex::new(HashMap::new()),
+            errors: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A client error: counted, and said (at most once per second per kind).
+    pub(crate) fn error(&self, kind: &str, msg: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.say(kind, msg);
+    }
+
+    /// The count of client errors, shared (it goes on counting).
+    pub(crate) fn error_count(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.errors)
     }
 
     pub(crate) fn say(&self, kind: &str, msg: &str) {
@@ -40,21 +55,33 @@ impl Log {
 }
 
 /// librdkafka's own log lines (warnings and worse) and client errors go to a context's `log`
-/// field ([`Log`]): one line per kind per second on stderr.
+/// field ([`Log`]): one line per kind per second on stderr. With `, stats`, the client's
+/// statistics (`statistics.interval.ms`) go to the context's `statistics` method.
 macro_rules! logging_context {
     ($t:ty) => {
         impl rdkafka::ClientContext for $t {
-            fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
-                if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
-                    self.log.say(fac, msg);
-                }
+            $crate::kafka::logging_context!(@log);
+        }
+    };
+    ($t:ty, stats) => {
+        impl rdkafka::ClientContext for $t {
+            $crate::kafka::logging_context!(@log);
+            fn stats(&self, statistics: rdkafka::Statistics) {
+                self.statistics(statistics);
             }
-            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-                self.log.say(
-                    &format!("{error:?}"),
-                    &format!("{error} ({reason}); retrying"),
-                );
+        }
+    };
+    (@log) => {
+        fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, msg: &str) {
+            if (level as i32) <= (rdkafka::config::RDKafkaLogLevel::Warning as i32) {
+                self.log.say(fac, msg);
             }
+        }
+        fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+            self.log.error(
+                &format!("{error:?}"),
+                &format!("{error} ({reason}); retrying"),
+            );
         }
     };
 }

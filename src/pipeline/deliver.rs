@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::messages::RedactedBatch;
 use super::{Ack, Acker, Sink};
-use crate::metrics::Stats;
+use crate::metrics::{SharedStats, Stage};
 
 /// A batch handed to the worker pool: its result, in the order the batches were read.
 pub(crate) type Pending = oneshot::Receiver<RedactedBatch>;
@@ -22,16 +22,17 @@ pub(crate) type Pending = oneshot::Receiver<RedactedBatch>;
 pub(crate) async fn deliver<S: Sink>(
     rx: &mut mpsc::Receiver<Pending>,
     sink: &mut S,
-    stats: &mut Stats,
+    stats: &SharedStats,
     acker: &Arc<dyn Acker>,
 ) -> Result<()> {
     while let Some(pending) = rx.recv().await {
         let Ok(b) = pending.await else {
+            stats.lock().error(Stage::Processing, "redaction_failed");
             bail!("a redaction worker failed; its batch was not forwarded and its records stay unacknowledged (uncommitted)");
         };
-        for r in &b.results {
-            stats.add_batch(r, !sink.emits());
-        }
+        stats
+            .lock()
+            .add_messages(&b.results, b.messages.len() as u64, !sink.emits());
         for mut m in b.messages {
             let ack = Ack::new(m.origin.clone(), Arc::clone(acker));
             if let Some(reason) = m.withheld.take() {

@@ -38,7 +38,7 @@ use tokio_util::codec::FramedRead;
 use crate::config::PipelineConfig;
 use crate::engine::multiline::{self, Carry};
 use crate::engine::{Engine, Redacted, Scratch};
-use crate::metrics::Stats;
+use crate::metrics::{Probes, SharedStats, Stage};
 use crate::signals::{self, StopSignal};
 use framer::{Batch, LineBatchDecoder};
 use pool::{Submitter, WorkerPool};
@@ -77,7 +77,8 @@ enum Msg {
         read_at: Instant,
         result: oneshot::Receiver<Redacted>,
     },
-    Failed(anyhow::Error),
+    /// A read error: where, its type (for the metrics), and the error.
+    Failed(Stage, &'static str, anyhow::Error),
     /// The reader stopped on a stop signal after handing out everything it had read.
     Stopped,
 }
@@ -89,8 +90,13 @@ pub struct Pipeline {
     opts: PipelineConfig,
     in_flight: usize,
     stop: Option<StopSignal>,
-    /// The run's statistics.
-    pub stats: Stats,
+    /// The run's statistics (shared with the metrics endpoint).
+    pub stats: SharedStats,
+    /// What sources and sinks report to the metrics endpoint.
+    pub probes: Probes,
+    /// True when a metrics endpoint is served: sources may then gather figures that cost
+    /// something (the Kafka client's statistics).
+    pub observed: bool,
     /// The findings audit trails (`--findings`; `scan --json` adds stdout), written batch
     /// by batch in input order.
     pub findings: Vec<crate::sinks::findings::FindingsLog>,
@@ -101,7 +107,7 @@ impl Pipeline {
     pub fn new(engine: Engine, threads: usize, opts: PipelineConfig) -> Pipeline {
         let threads = threads.max(1);
         let pool = WorkerPool::new(&engine, threads);
-        let stats = Stats::new(engine.matcher().rules().len());
+        let stats = SharedStats::new(engine.matcher().rules().len());
         Pipeline {
             in_flight: threads * opts.batches_per_thread.max(1),
             engine,
@@ -109,6 +115,8 @@ impl Pipeline {
             opts,
             stop: None,
             stats,
+            probes: Probes::default(),
+            observed: false,
             findings: Vec::new(),
         }
     }
@@ -275,7 +283,11 @@ impl Pipeline {
                             }
                         }
                         let _ = order_tx
-                            .send(Msg::Failed(anyhow!("input {input_name}: {}", describe(&e))))
+                            .send(Msg::Failed(
+                                Stage::Receiving,
+                                "reader_failed",
+                                anyhow!("input {input_name}: {}", describe(&e)),
+                            ))
                             .await;
                         return;
                     }
@@ -288,7 +300,8 @@ impl Pipeline {
         while let Some(msg) = order_rx.recv().await {
             let (read_at, result) = match msg {
                 Msg::Batch { read_at, result } => (read_at, result),
-                Msg::Failed(e) => {
+                Msg::Failed(stage, kind, e) => {
+                    self.stats.lock().error(stage, kind);
                     outcome = Err(e);
                     break;
                 }
@@ -298,6 +311,9 @@ impl Pipeline {
                 }
             };
             let Ok(r) = result.await else {
+                self.stats
+                    .lock()
+                    .error(Stage::Processing, "redaction_failed");
                 outcome = Err(anyhow!(
                     "input {name}: a redaction worker failed; the batch was not forwarded"
                 ));
@@ -306,6 +322,9 @@ impl Pipeline {
             // The audit line of a finding is written before the redacted batch.
             let audit = self.findings.iter_mut().try_for_each(|log| log.batch(&r));
             if let Err(e) = audit {
+                self.stats
+                    .lock()
+                    .error(Stage::Sending, "audit_write_failed");
                 outcome = Err(e);
                 break;
             }
@@ -317,6 +336,7 @@ impl Pipeline {
                         break;
                     }
                     Err(e) => {
+                        self.stats.lock().error(Stage::Sending, "writer_failed");
                         outcome = Err(e);
                         break;
                     }
@@ -324,12 +344,15 @@ impl Pipeline {
             }
             // Distinct fingerprints are kept for `scan`'s summary only: a long-running `run`
             // must not grow a set with every new secret it sees (bounded memory).
-            self.stats.add_batch(&r, !emit);
+            self.stats.lock().add_batch(&r, !emit);
             pending.push((read_at, r.records));
             // Nothing else is ready: flush now, so a trickle of records is not held back.
             if order_rx.is_empty() {
                 let audit = self.findings.iter_mut().try_for_each(|log| log.flush());
                 if let Err(e) = audit {
+                    self.stats
+                        .lock()
+                        .error(Stage::Sending, "audit_write_failed");
                     outcome = Err(e);
                     break;
                 }
@@ -340,11 +363,12 @@ impl Pipeline {
                         break;
                     }
                     Err(e) => {
+                        self.stats.lock().error(Stage::Sending, "writer_failed");
                         outcome = Err(e);
                         break;
                     }
                 }
-                self.stats.add_latencies(&mut pending);
+                self.stats.lock().add_latencies(&mut pending);
             }
         }
         drop(order_rx);
@@ -355,7 +379,7 @@ impl Pipeline {
                 .flush()
                 .await
                 .map(|open| if open { flow } else { Flow::OutputClosed });
-            self.stats.add_latencies(&mut pending);
+            self.stats.lock().add_latencies(&mut pending);
         }
         if !finished {
             // Stopped early (output closed, write error, failed batch): the reader may be

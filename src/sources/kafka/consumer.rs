@@ -10,10 +10,13 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::config::KafkaSourceConfig;
-use super::offsets::{commit, lock, report, track, ConsCtx, Offsets, Shared, SharedRef, Tp};
+use super::offsets::{
+    commit, lock, report, track, ConsCtx, KafkaProbe, Offsets, Shared, SharedRef, Tp,
+};
 use crate::engine::multiline::{self, Carry};
 use crate::engine::{Engine, Scratch};
 use crate::kafka::{check_topics, client_config, client_error, Log};
+use crate::metrics::Stage;
 use crate::pipeline::deliver::{deliver, Pending};
 use crate::pipeline::messages::{self, MessageBatch};
 use crate::pipeline::{Acker, Origin, Pipeline, Sink};
@@ -43,14 +46,24 @@ pub async fn run<S: Sink>(
     if !src.properties.contains_key("auto.offset.reset") {
         cc.set("auto.offset.reset", "earliest");
     }
+    // The lag metric comes from the client's statistics: once a second while /metrics is
+    // served (a scrape every 15 s or so sees lag at most a second old).
+    if pipeline.observed && !src.properties.contains_key("statistics.interval.ms") {
+        cc.set("statistics.interval.ms", "1000");
+    }
     let ctx = ConsCtx {
         shared: Arc::clone(&shared),
         drain: Mutex::new(sink.drain()),
         log: Log::new("input"),
     };
+    let client_errors = ctx.log.error_count();
     let consumer: StreamConsumer<ConsCtx> = cc
         .create_with_context(ctx)
         .map_err(|e| anyhow!("kafka input: {}", client_error(&e, &src.properties)))?;
+    pipeline.probes.add(Arc::new(KafkaProbe {
+        shared: Arc::clone(&shared),
+        client_errors,
+    }));
     check_topics(
         consumer.client(),
         "input",
@@ -77,7 +90,7 @@ pub async fn run<S: Sink>(
     let acker: Arc<dyn Acker> = Arc::new(Offsets(Arc::clone(&shared)));
     // The delivery loop stops the consumer loop when it fails.
     let halt = Arc::new(tokio::sync::Notify::new());
-    let stats = &mut pipeline.stats;
+    let stats = pipeline.stats.clone();
     let mut messages = 0u64;
 
     let reader = async {
@@ -166,6 +179,7 @@ pub async fn run<S: Sink>(
                         }
                     }
                     Err(e) => {
+                        lock(&shared).error(Stage::Receiving, "consumer_failed");
                         log.say("recv", &format!("{e}; retrying in {} ms", backoff.as_millis()));
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -184,7 +198,7 @@ pub async fn run<S: Sink>(
     };
 
     let deliver = async {
-        let r = deliver(&mut rx, &mut *sink, stats, &acker).await;
+        let r = deliver(&mut rx, &mut *sink, &stats, &acker).await;
         if r.is_err() {
             halt.notify_one();
             // Nothing more is taken: a reader waiting to hand over a batch sees the channel

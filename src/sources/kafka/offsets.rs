@@ -2,7 +2,8 @@
 //! commits themselves (periodic, on stop, before a rebalance gives partitions up) and the
 //! Kafka statistics.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::engine::multiline::Carry;
 use crate::kafka::{logging_context, Log};
+use crate::metrics::{Probe, Sample, Stage};
 use crate::pipeline::{Acker, Drain, Origin};
 
 /// A topic and partition.
@@ -55,6 +57,10 @@ pub(crate) struct Shared {
     dead_lettered: u64,
     /// Message timestamp → delivery ack, in milliseconds.
     e2e_ms: Histogram<u64>,
+    /// High watermark per partition, from the client's statistics (for the lag metric).
+    high: HashMap<Tp, i64>,
+    /// Errors the source went on from, by stage and type.
+    errors: BTreeMap<(Stage, &'static str), u64>,
 }
 
 impl Shared {
@@ -65,7 +71,14 @@ impl Shared {
             delivered: 0,
             dead_lettered: 0,
             e2e_ms: Histogram::new_with_bounds(1, 30 * 86_400_000, 3).expect("histogram bounds"),
+            high: HashMap::new(),
+            errors: BTreeMap::new(),
         }
+    }
+
+    /// Counts an error the source goes on from.
+    pub(crate) fn error(&mut self, stage: Stage, kind: &'static str) {
+        *self.errors.entry((stage, kind)).or_insert(0) += 1;
     }
 
     fn done(&mut self, tp: &Tp, offset: i64, ts_ms: Option<i64>) {
@@ -107,6 +120,7 @@ impl Acker for Offsets {
 
     fn failed(&self, o: &Origin, error: &str) {
         let mut s = lock(&self.0);
+        s.error(Stage::Sending, "delivery_failed");
         if s.failure.is_none() {
             s.failure = Some(format!(
                 "delivery of the record from {o} failed: {error}; it and every later offset of \
@@ -138,7 +152,70 @@ pub(crate) struct ConsCtx {
     pub(crate) log: Log,
 }
 
-logging_context!(ConsCtx);
+logging_context!(ConsCtx, stats);
+
+impl ConsCtx {
+    /// The client's statistics: the high watermark of every partition it fetches, for the
+    /// lag metric (lag = high watermark - committed offset, the `--stats` definition), and
+    /// the offsets the coordinator confirmed. The commit callback does not come through the
+    /// stream consumer for asynchronous commits (librdkafka serves that event on a queue
+    /// the stream does not poll), so the client's own record of what was committed is
+    /// taken from here.
+    fn statistics(&self, st: rdkafka::Statistics) {
+        let mut s = lock(&self.shared);
+        for (name, t) in st.topics {
+            for (id, p) in t.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" queue.
+                if id < 0 {
+                    continue;
+                }
+                let tp = (name.clone(), id);
+                if p.hi_offset >= 0 {
+                    s.high.insert(tp.clone(), p.hi_offset);
+                }
+                if let Some(part) = s.parts.get_mut(&tp) {
+                    if p.committed_offset >= 0 {
+                        part.committed = part.committed.max(p.committed_offset);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the Kafka source adds to `/metrics`: deliveries, dead letters, its errors, lag per
+/// assigned partition and the end-to-end latency.
+pub(crate) struct KafkaProbe {
+    pub(crate) shared: SharedRef,
+    /// The client's error count (broker outages and the like, retried by librdkafka).
+    pub(crate) client_errors: Arc<AtomicU64>,
+}
+
+impl Probe for KafkaProbe {
+    fn sample(&self, sample: &mut Sample) {
+        let s = lock(&self.shared);
+        sample.kafka = true;
+        sample.sent_events = Some(s.delivered);
+        sample.dead_lettered += s.dead_lettered;
+        sample
+            .errors
+            .extend(s.errors.iter().map(|(&(st, k), &n)| (st, k, n)));
+        let client = self.client_errors.load(Ordering::Relaxed);
+        if client > 0 {
+            sample
+                .errors
+                .push((Stage::Receiving, "client_error", client));
+        }
+        for (tp, p) in &s.parts {
+            if let Some(high) = s.high.get(tp) {
+                sample
+                    .lag
+                    .push((tp.0.clone(), tp.1, (high - p.committed).max(0)));
+            }
+        }
+        sample.end_to_end_ms = Some(s.e2e_ms.clone());
+    }
+}
 
 impl ConsumerContext for ConsCtx {
     /// An offset counts as committed only once the group coordinator confirmed it: a failed
@@ -254,7 +331,10 @@ pub(crate) fn commit(
             }
         }
         Ok(()) => {}
-        Err(e) => log.say("commit", &format!("offset commit failed: {e}; will retry")),
+        Err(e) => {
+            lock(shared).error(Stage::Receiving, "commit_failed");
+            log.say("commit", &format!("offset commit failed: {e}; will retry"))
+        }
     }
 }
 

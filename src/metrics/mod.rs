@@ -1,15 +1,93 @@
 //! Run statistics: counters per rule, distinct fingerprints, and hdrhistogram latencies of the
 //! engine per batch and of each record from read to written. Only rule ids and fingerprints
 //! are kept, never secrets.
+//!
+//! The statistics are shared ([`SharedStats`]): the pipeline adds to them batch by batch, and
+//! the Prometheus endpoint ([`serve`], `--metrics ADDR`) renders them while the run goes on,
+//! together with what sources and sinks report through a [`Probe`] (Kafka lag, deliveries,
+//! dead letters): the metrics layer never knows which source or sink is running.
 
-use std::collections::HashSet;
+mod prometheus;
+mod server;
+
+pub use prometheus::{Registry, Sample};
+pub use server::{serve, Listener};
+
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use crate::engine::Redacted;
 use crate::fingerprint::Fingerprint;
+
+/// The statistics of a run, shared between the pipeline (which adds to them) and the
+/// metrics endpoint (which reads them). The lock is taken once per batch.
+#[derive(Clone)]
+pub struct SharedStats(Arc<Mutex<Stats>>);
+
+impl SharedStats {
+    /// Statistics for a library of `rules` rules.
+    pub fn new(rules: usize) -> SharedStats {
+        SharedStats(Arc::new(Mutex::new(Stats::new(rules))))
+    }
+
+    /// The statistics. A panic elsewhere while holding the lock leaves counters that are
+    /// still counters: they are read on.
+    pub fn lock(&self) -> MutexGuard<'_, Stats> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a source or sink adds to a scrape of `/metrics` (registered with
+/// [`Probes::add`]): called at every scrape, it fills in the parts of a [`Sample`] it knows.
+pub trait Probe: Send + Sync {
+    /// Adds this component's figures to `sample`.
+    fn sample(&self, sample: &mut Sample);
+}
+
+/// The probes of a run's sources and sinks.
+#[derive(Clone, Default)]
+pub struct Probes(Arc<Mutex<Vec<Arc<dyn Probe>>>>);
+
+impl Probes {
+    /// Adds a probe (for the rest of the run).
+    pub fn add(&self, p: Arc<dyn Probe>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+    }
+
+    /// Lets every probe fill in `sample`.
+    pub fn sample(&self, sample: &mut Sample) {
+        let probes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for p in probes {
+            p.sample(sample);
+        }
+    }
+}
+
+/// Where an error happened, in the stages users know from Vector's `component_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Reading an input.
+    Receiving,
+    /// Redacting.
+    Processing,
+    /// Writing or delivering the output.
+    Sending,
+}
+
+impl Stage {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Receiving => "receiving",
+            Stage::Processing => "processing",
+            Stage::Sending => "sending",
+        }
+    }
+}
 
 /// Statistics of one run.
 pub struct Stats {
@@ -31,6 +109,8 @@ pub struct Stats {
     pub engine_us: Histogram<u64>,
     /// Read-to-written latency per record, in microseconds.
     pub latency_us: Histogram<u64>,
+    /// Errors by stage and type (`reader_failed`, `writer_failed`, ...).
+    pub errors: BTreeMap<(Stage, &'static str), u64>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -55,7 +135,13 @@ impl Stats {
             distinct: vec![HashSet::new(); rules],
             engine_us: histogram(),
             latency_us: histogram(),
+            errors: BTreeMap::new(),
         }
+    }
+
+    /// Counts an error.
+    pub fn error(&mut self, stage: Stage, kind: &'static str) {
+        *self.errors.entry((stage, kind)).or_insert(0) += 1;
     }
 
     /// Accounts one processed batch.
@@ -71,6 +157,16 @@ impl Stats {
                 self.distinct[f.rule as usize].insert(f.fingerprint);
             }
         }
+    }
+
+    /// Accounts the engine results of one batch of messages (values, keys and headers are
+    /// redacted in separate calls): `messages` records, whatever the calls counted.
+    pub fn add_messages(&mut self, results: &[Redacted], messages: u64, keep_distinct: bool) {
+        for r in results {
+            self.add_batch(r, keep_distinct);
+            self.records -= r.records;
+        }
+        self.records += messages;
     }
 
     /// Accounts `records` records written `latency` after they were read.
