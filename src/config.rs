@@ -279,6 +279,7 @@ mod tests {
         let cfg = Config::load(&path).unwrap();
         assert!(cfg.template.is_some());
         assert_eq!(cfg.keys.len(), 2);
+        assert_eq!(cfg.metrics.listen.as_deref(), Some("127.0.0.1:9898"));
     }
 
     #[test]
