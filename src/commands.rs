@@ -14,8 +14,9 @@ use crate::cli::{
 };
 use crate::config::{self, Overrides, Settings};
 use crate::engine::{Engine, Matcher};
+use crate::metrics::Stage;
 use crate::metrics::{self, Listener, Registry};
-use crate::pipeline::{Flow, Pipeline, Sink};
+use crate::pipeline::{Flow, InputFailed, Pipeline, Sink};
 use crate::rules::Prefilter;
 use crate::sinks::findings::FindingsLog;
 use crate::sinks::{Output, OutputSpec};
@@ -64,16 +65,69 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn input_specs(args: &[String]) -> Result<Vec<InputSpec>> {
-    let specs: Vec<InputSpec> = if args.is_empty() {
-        vec![InputSpec::Stdin]
-    } else {
-        args.iter().map(|a| InputSpec::parse(a)).collect()
-    };
-    for s in &specs {
-        s.check()?;
+/// The inputs: stdin when none is named; directories and globs expanded into their files.
+/// What cannot be walked (a symlink loop, an unreadable directory, a FIFO in a tree) is one
+/// error line each, and counted: the run goes on with everything else and fails at its end.
+fn input_specs(args: &[String]) -> Result<(Vec<InputSpec>, usize)> {
+    if args.is_empty() {
+        return Ok((vec![InputSpec::Stdin], 0));
     }
-    Ok(specs)
+    let (specs, problems) = crate::sources::tree::expand(args)?;
+    for p in &problems {
+        eprintln!("logveil: error: {p}");
+    }
+    for s in &specs {
+        if matches!(s, InputSpec::File(_) | InputSpec::Stdin) {
+            s.check()?;
+        }
+    }
+    if specs.is_empty() {
+        anyhow::bail!("no input could be read ({} problems above)", problems.len());
+    }
+    Ok((specs, problems.len()))
+}
+
+/// Refuses an output directory inside a directory named as input: its outputs would be
+/// found as inputs by the next walk (or, being written, by this one).
+fn check_tree_output(args: &[String], output: &OutputSpec) -> Result<()> {
+    let OutputSpec::Dir(out) = output else {
+        return Ok(());
+    };
+    let out_abs = absolute(out);
+    for a in args.iter().filter(|a| std::path::Path::new(a).is_dir()) {
+        if let Ok(dir) = std::fs::canonicalize(a) {
+            if out_abs.starts_with(&dir) {
+                anyhow::bail!(
+                    "output directory {} is inside input directory {a}: its outputs would be read as inputs; write it elsewhere",
+                    out.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `p` made absolute through its nearest existing ancestor (the output directory may not
+/// exist yet), with symlinks resolved there.
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    let mut rest = Vec::new();
+    let mut cur = p.to_path_buf();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(&cur) {
+            return rest.iter().rev().fold(c, |acc, part| acc.join(part));
+        }
+        match (cur.file_name().map(|n| n.to_os_string()), cur.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                cur = if parent.as_os_str().is_empty() {
+                    ".".into()
+                } else {
+                    parent.to_path_buf()
+                };
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
 }
 
 fn rule_ids(p: &Pipeline) -> Vec<&str> {
@@ -122,8 +176,8 @@ fn serve_metrics(
 fn source_type(source: &Source) -> &'static str {
     match source {
         Source::Kafka(_) => "kafka",
-        Source::Files(f) if f.iter().all(|i| matches!(i, InputSpec::Stdin)) => "stdin",
-        Source::Files(_) => "file",
+        Source::Files(f, _) if f.iter().all(|i| matches!(i, InputSpec::Stdin)) => "stdin",
+        Source::Files(..) => "file",
     }
 }
 
@@ -131,9 +185,10 @@ fn source_type(source: &Source) -> &'static str {
 /// (stdout, a file, a directory, a Kafka topic), through one pipeline.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let (s, ov) = settings(&args.common, args.threads, args.template.clone())?;
-    let source = source_of(&args.inputs, &s)?;
     let output = OutputSpec::parse(args.output.as_deref());
-    if let Source::Files(inputs) = &source {
+    check_tree_output(&args.inputs, &output)?;
+    let source = source_of(&args.inputs, &s)?;
+    if let Source::Files(inputs, _) = &source {
         output.check(inputs)?;
     }
     let listener = metrics_listener(args.metrics.as_deref(), &s)?;
@@ -171,14 +226,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
                 kafka_report = Some(run_kafka(*src, &mut sink, &mut pipeline).await?);
                 Ok(())
             }
-            Source::Files(inputs) => {
+            Source::Files(inputs, problems) => {
                 pipeline.stop_on(crate::signals::install()?);
                 let mut sink = Output::open(&output, s.config.sink.kafka.as_ref()).await?;
                 let r = run_files(&inputs, &mut pipeline, &mut sink).await;
                 // Closed whatever happened, so that everything redacted reaches the output;
                 // the first error is the one reported.
                 let closed = sink.close().await;
-                r.and(closed)
+                let failed = r.and_then(|failed| closed.map(|_| failed))?;
+                unreadable(problems + failed, inputs.len() + problems)
             }
         }
     });
@@ -200,15 +256,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
 /// What `run` and `scan` read.
 enum Source {
-    /// Files and stdin, in order.
-    Files(Vec<InputSpec>),
+    /// Files and stdin, in order, and how many named inputs could not be walked.
+    Files(Vec<InputSpec>, usize),
     /// One Kafka input (several topics or a regex go in its URL).
     Kafka(Box<KafkaSourceConfig>),
 }
 
 fn source_of(args: &[String], s: &Settings) -> Result<Source> {
     if !args.iter().any(|a| crate::kafka::is_kafka_url(a)) {
-        return Ok(Source::Files(input_specs(args)?));
+        let (inputs, problems) = input_specs(args)?;
+        return Ok(Source::Files(inputs, problems));
     }
     let [input] = args else {
         anyhow::bail!(
@@ -219,22 +276,57 @@ fn source_of(args: &[String], s: &Settings) -> Result<Source> {
     Ok(Source::Kafka(Box::new(src)))
 }
 
-/// Files and stdin, one after the other, into one sink.
-async fn run_files(inputs: &[InputSpec], pipeline: &mut Pipeline, sink: &mut Output) -> Result<()> {
+/// The end of a run in which `failed` inputs (of `total`) could not be read, each already
+/// reported on its own line.
+fn unreadable(failed: usize, total: usize) -> Result<()> {
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {total} inputs could not be read or were cut short (each named above); every other input was redacted in full"
+        );
+    }
+    Ok(())
+}
+
+/// Files and stdin, one after the other, into one sink. An input found in a directory or
+/// by a glob that cannot be opened or read to its end is reported on its own line, and the
+/// run goes on with the next (what it held up to the failure was redacted and written);
+/// returns how many failed so. Any other error (a named file, the output, redaction) stops
+/// the run.
+async fn run_files(
+    inputs: &[InputSpec],
+    pipeline: &mut Pipeline,
+    sink: &mut Output,
+) -> Result<usize> {
     let buffer = pipeline.read_buffer_bytes();
+    let mut failed = 0;
     for input in inputs {
         // A stop that came between two inputs: the next one is not opened (nor its output
         // created).
         if pipeline.stop_requested() {
             break;
         }
-        let opened = source::open(input, buffer, pipeline.stop_signal()).await?;
-        match pipeline.process(opened, sink).await? {
-            Flow::Done => {}
-            Flow::OutputClosed | Flow::Stopped => break,
+        let in_tree = matches!(input, InputSpec::Tree { .. });
+        let opened = match source::open(input, buffer, pipeline.stop_signal()).await {
+            Ok(o) => o,
+            Err(e) if in_tree => {
+                pipeline.stats.lock().error(Stage::Receiving, "open_failed");
+                eprintln!("logveil: error: {e:#}; skipped");
+                failed += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match pipeline.process(opened, sink).await {
+            Ok(Flow::Done) => {}
+            Ok(Flow::OutputClosed | Flow::Stopped) => break,
+            Err(e) if in_tree && e.is::<InputFailed>() => {
+                eprintln!("logveil: error: {e:#}");
+                failed += 1;
+            }
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// A Kafka input until SIGTERM/SIGINT (its own handling: drain, commit, exit 0).
@@ -255,7 +347,7 @@ async fn run_kafka(_: KafkaSourceConfig, _: &mut Output, _: &mut Pipeline) -> Re
 /// `logveil scan`: exit 1 if anything was found, 0 if clean.
 pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let (s, ov) = settings(&args.common, args.threads, None)?;
-    let inputs = input_specs(&args.inputs)?;
+    let (inputs, problems) = input_specs(&args.inputs)?;
     let listener = metrics_listener(args.metrics.as_deref(), &s)?;
     let engine = build_engine(&s, &ov)?;
     // `--json` prints the per-finding objects on stdout before the summary; `--findings`
@@ -271,12 +363,12 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let mut pipeline = Pipeline::new(engine, s.threads, s.config.pipeline.clone());
     pipeline.findings = findings;
     let rt = runtime()?;
-    let source_type = source_type(&Source::Files(inputs.clone()));
-    rt.block_on(async {
+    let source_type = source_type(&Source::Files(inputs.clone(), 0));
+    let failed = rt.block_on(async {
         serve_metrics(listener, &mut pipeline, source_type, "none")?;
         pipeline.stop_on(crate::signals::install()?);
         run_files(&inputs, &mut pipeline, &mut Output::discard()).await
-    })?;
+    })? + problems;
     for log in &mut pipeline.findings {
         log.flush()?;
     }
@@ -333,6 +425,14 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let incomplete = pipeline.stop_requested();
     if incomplete {
         crate::notice::warn("scan stopped by a signal before the end of its input: the summary covers only what was read");
+    }
+    // Inputs that could not be read: "clean" would not be true either. Findings still say 1
+    // (a leak is the stronger news), with the error line beside it.
+    if let Err(e) = unreadable(failed, inputs.len() + problems) {
+        if st.total_findings() == 0 {
+            return Err(e);
+        }
+        eprintln!("logveil: error: {e:#}");
     }
     Ok(if st.total_findings() > 0 {
         ExitCode::from(1)

@@ -1692,3 +1692,125 @@ fn metrics_address_errors_and_config() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("port"), "{}", stderr(&o));
 }
+
+#[test]
+fn directory_trees_mirror_into_an_output_directory_and_report_each_problem() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("archive");
+    std::fs::create_dir_all(root.join("2024/01")).unwrap();
+    std::fs::create_dir_all(root.join("2025/02")).unwrap();
+    let secrets: Vec<String> = (0..4).map(|i| format!("Vault{i}Pass9q")).collect();
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let line = |i: usize| format!("ts={i} user=u{i} password={} ok\n", secrets[i]);
+    write_gzip(
+        &root.join("2024/01/app.log.gz"),
+        line(0).repeat(500).as_bytes(),
+    );
+    std::fs::write(root.join("2025/02/api.log"), line(1)).unwrap();
+    let zst = zstd::encode_all(line(2).as_bytes(), 3).unwrap();
+    std::fs::write(root.join("2025/web.log.zst"), zst).unwrap();
+    // A truncated archive in the middle of the tree: what it holds up to the cut is
+    // redacted, the run goes on with the next file, and fails at its end naming it.
+    let mut cut = Vec::new();
+    {
+        let mut e = flate2::write::GzEncoder::new(&mut cut, flate2::Compression::default());
+        for i in 0..20_000 {
+            writeln!(e, "n={i} password={} x", secrets[3]).unwrap();
+        }
+        e.finish().unwrap();
+    }
+    cut.truncate(cut.len() / 2);
+    std::fs::write(root.join("2024/cut.log.gz"), &cut).unwrap();
+    std::os::unix::fs::symlink("..", root.join("2025/02/up")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/logveil", root.join("gone.log")).unwrap();
+
+    let out = d.path().join("mirror");
+    let o = keyed()
+        .args(["run", &format!("{}/", root.display()), "-o"])
+        .arg(format!("{}/", out.display()))
+        .output()
+        .unwrap();
+    let err = masked(&stderr(&o), &refs);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("2025/02/up -> ..: symlink loop")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("gone.log: symlink to /nonexistent/logveil cannot be followed")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("2024/cut.log.gz: truncated compressed stream")),
+        "{err}"
+    );
+    assert!(
+        lines[3].contains("3 of 6 inputs could not be read"),
+        "{err}"
+    );
+    // The mirrored tree: same relative paths, same compression, every record, no secret.
+    let app = read_gzip(&out.join("2024/01/app.log.gz"));
+    assert_eq!(app.iter().filter(|&&b| b == b'\n').count(), 500);
+    let api = std::fs::read(out.join("2025/02/api.log")).unwrap();
+    let web = zstd::decode_all(&std::fs::read(out.join("2025/web.log.zst")).unwrap()[..]).unwrap();
+    let partial = read_gzip(&out.join("2024/cut.log.gz"));
+    assert!(partial.len() > 1000, "the part before the cut is there");
+    for (name, text) in [
+        ("app", &app),
+        ("api", &api),
+        ("web", &web),
+        ("cut", &partial),
+    ] {
+        let t = String::from_utf8_lossy(text);
+        assert!(
+            t.contains("password=[REDACTED:"),
+            "{name}: {}",
+            masked(&t, &refs)
+        );
+        assert!(
+            !refs.iter().any(|s| t.contains(s)),
+            "{name}: {}",
+            masked(&t, &refs)
+        );
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&api),
+        format!(
+            "ts=1 user=u1 password=[REDACTED:generic-password-assignment:k1:{}] ok\n",
+            fp(&secrets[1])
+        )
+    );
+
+    // An output directory inside the tree is refused before anything is written.
+    let inside = root.join("clean");
+    fails_with(
+        &[
+            "run",
+            root.to_str().unwrap(),
+            "-o",
+            &format!("{}/", inside.display()),
+        ],
+        &["is inside input directory"],
+    );
+    assert!(!inside.exists());
+
+    // A glob (quoted: too many files for the shell) walks the same way; `scan` too.
+    let o = keyed()
+        .args(["scan", &format!("{}/**/*.log", root.display())])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", masked(&stderr(&o), &refs));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 findings in 1 records"));
+    fails_with(
+        &["scan", &format!("{}/*.nothing", root.display())],
+        &["no file matches"],
+    );
+}

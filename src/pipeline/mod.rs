@@ -56,6 +56,20 @@ pub struct Input {
     pub ends_on_stop: bool,
 }
 
+/// A failure of the input itself (a read error, a truncated or corrupt archive), as opposed
+/// to one of the output or of redaction: a replay of many files reports it and goes on with
+/// the next input, since nothing of the others depends on it.
+#[derive(Debug)]
+pub struct InputFailed(pub String);
+
+impl std::fmt::Display for InputFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputFailed {}
+
 /// How processing of one input ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -286,7 +300,10 @@ impl Pipeline {
                             .send(Msg::Failed(
                                 Stage::Receiving,
                                 "reader_failed",
-                                anyhow!("input {input_name}: {}", describe(&e)),
+                                anyhow::Error::new(InputFailed(format!(
+                                    "input {input_name}: {}",
+                                    describe(&e)
+                                ))),
                             ))
                             .await;
                         return;

@@ -100,6 +100,9 @@ pub struct InputInfo {
     pub name: String,
     /// The input's path, for a file.
     pub path: Option<std::path::PathBuf>,
+    /// Where a mirroring output directory puts it: the file name, or the path relative to
+    /// the directory tree the input was found in.
+    pub rel: Option<std::path::PathBuf>,
     /// The input's compression: a mirrored output keeps it.
     pub compression: Compression,
 }

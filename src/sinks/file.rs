@@ -19,7 +19,7 @@ pub const WRITE_BUFFER: usize = 1 << 20;
 
 /// A file's identity: device and inode. Two paths (or descriptors) with the same identity
 /// are the same file, whatever their names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     dev: u64,
     ino: u64,
@@ -121,12 +121,30 @@ async fn open_file(path: &Path, compression: Compression, append: bool) -> Resul
     })
 }
 
-/// Output path in a directory for an input file: same file name.
-pub fn path_in_dir(dir: &Path, input: &Path) -> Result<PathBuf> {
-    let name = input
-        .file_name()
-        .with_context(|| format!("input {} has no file name", input.display()))?;
-    Ok(dir.join(name))
+/// Output path in a directory for an input file: the same file name, or for an input found
+/// in a directory tree the same path relative to the tree (never outside `dir`: a relative
+/// path with `..` or a root is refused).
+pub fn path_in_dir(dir: &Path, input: &Path, rel: Option<&Path>) -> Result<PathBuf> {
+    let rel = match rel {
+        Some(r) => r,
+        None => Path::new(
+            input
+                .file_name()
+                .with_context(|| format!("input {} has no file name", input.display()))?,
+        ),
+    };
+    if rel.as_os_str().is_empty()
+        || !rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        bail!(
+            "input {}: its place in the output directory ({}) would leave the directory",
+            input.display(),
+            rel.display()
+        );
+    }
+    Ok(dir.join(rel))
 }
 
 /// A write result as the pipeline sees it: `Ok(false)` when the output was closed by its
@@ -296,7 +314,7 @@ impl Sink for DirSink {
         let Some(path) = &input.path else {
             bail!("-o names a directory, so every input must be a file, not stdin")
         };
-        let out = path_in_dir(&self.dir, path)?;
+        let out = path_in_dir(&self.dir, path, input.rel.as_deref())?;
         let w = create_file(&out, input.compression).await?;
         self.current = Some((w, out.display().to_string()));
         Ok(true)
@@ -487,6 +505,7 @@ mod tests {
         let info = InputInfo {
             name: "in/app.log.gz".into(),
             path: Some("in/app.log.gz".into()),
+            rel: None,
             compression: Compression::Gzip,
         };
         assert!(sink.begin(&info).await.unwrap());
@@ -525,6 +544,7 @@ mod tests {
         let stdin = InputInfo {
             name: "<stdin>".into(),
             path: None,
+            rel: None,
             compression: Compression::None,
         };
         assert!(DirSink::new(out).begin(&stdin).await.is_err());

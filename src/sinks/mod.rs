@@ -6,6 +6,7 @@ pub mod file;
 pub mod findings;
 pub mod kafka;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -47,19 +48,20 @@ impl OutputSpec {
     /// would write the same file in the output directory. (Kafka inputs have no file to
     /// clash with.)
     pub fn check(&self, inputs: &[InputSpec]) -> Result<()> {
-        let mut ids: Vec<(FileId, String)> = Vec::new();
+        // Maps, not lists: a directory tree may bring a hundred thousand inputs.
+        let mut ids: HashMap<FileId, String> = HashMap::new();
         for input in inputs {
-            let id = match input {
-                InputSpec::File(p) => FileId::of_path(p),
-                InputSpec::Stdin => FileId::of_stdin(),
+            let id = match input.path() {
+                Some(p) => FileId::of_path(p),
+                None => FileId::of_stdin(),
             };
             if let Some(id) = id {
-                ids.push((id, input.name()));
+                ids.entry(id).or_insert_with(|| input.name());
             }
         }
         let clash = |out: Option<FileId>, label: &str| -> Result<()> {
             if let Some(out) = out {
-                if let Some((_, name)) = ids.iter().find(|(id, _)| *id == out) {
+                if let Some(name) = ids.get(&out) {
                     bail!(
                         "output {label} is the same file as input {name} (same inode: a hard link, a symlink or a redirection); writing it would destroy the input"
                     );
@@ -72,22 +74,22 @@ impl OutputSpec {
             OutputSpec::Stdout => clash(FileId::of_stdout(), "<stdout>")?,
             OutputSpec::File(o) => clash(FileId::of_path(o), &o.display().to_string())?,
             OutputSpec::Dir(d) => {
-                let mut seen: Vec<(PathBuf, &Path)> = Vec::new();
+                let mut seen: HashMap<PathBuf, &Path> = HashMap::new();
                 for input in inputs {
-                    let InputSpec::File(i) = input else {
+                    let Some(i) = input.path() else {
                         bail!("-o names a directory, so every input must be a file, not stdin")
                     };
-                    let out = file::path_in_dir(d, i)?;
-                    if let Some((_, first)) = seen.iter().find(|(o, _)| *o == out) {
+                    let out = file::path_in_dir(d, i, input.rel().as_deref())?;
+                    if let Some(first) = seen.get(&out) {
                         bail!(
-                            "inputs {} and {} would both be written to {}: in an output directory each input keeps its file name, so the names must differ (run them separately or rename one)",
+                            "inputs {} and {} would both be written to {}: in an output directory each input keeps its file name (or, found in a directory named as input, its path in that directory), so these must differ (run them separately or rename one)",
                             first.display(),
                             i.display(),
                             out.display()
                         );
                     }
                     clash(FileId::of_path(&out), &out.display().to_string())?;
-                    seen.push((out, i));
+                    seen.insert(out, i);
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! (not by the file name). Regular files are read by tokio; pipes, FIFOs and terminals
 //! (stdin, mostly) by a [`PipeReader`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
@@ -20,6 +20,15 @@ pub enum InputSpec {
     Stdin,
     /// A file (or a FIFO) by path.
     File(PathBuf),
+    /// A file found under a directory or by a glob ([`super::tree`]): its path, and its
+    /// path relative to the directory named, where a mirrored output directory puts it.
+    /// A tree input that cannot be read is reported and the run goes on with the next.
+    Tree {
+        /// The path to read.
+        path: PathBuf,
+        /// Relative to the directory (or the glob's literal prefix).
+        rel: PathBuf,
+    },
 }
 
 impl InputSpec {
@@ -36,7 +45,25 @@ impl InputSpec {
     pub fn name(&self) -> String {
         match self {
             InputSpec::Stdin => "<stdin>".into(),
-            InputSpec::File(p) => p.display().to_string(),
+            InputSpec::File(p) | InputSpec::Tree { path: p, .. } => p.display().to_string(),
+        }
+    }
+
+    /// The path of a file input.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            InputSpec::Stdin => None,
+            InputSpec::File(p) | InputSpec::Tree { path: p, .. } => Some(p),
+        }
+    }
+
+    /// Where the input goes in an output directory: its file name, or for a tree input
+    /// its path relative to the tree.
+    pub fn rel(&self) -> Option<PathBuf> {
+        match self {
+            InputSpec::Stdin => None,
+            InputSpec::File(p) => p.file_name().map(PathBuf::from),
+            InputSpec::Tree { rel, .. } => Some(rel.clone()),
         }
     }
 
@@ -44,17 +71,15 @@ impl InputSpec {
     pub fn info(&self, compression: Compression) -> InputInfo {
         InputInfo {
             name: self.name(),
-            path: match self {
-                InputSpec::Stdin => None,
-                InputSpec::File(p) => Some(p.clone()),
-            },
+            path: self.path().map(Path::to_path_buf),
+            rel: self.rel(),
             compression,
         }
     }
 
     /// Fails early (before any output) when a file does not exist or is not a file.
     pub fn check(&self) -> Result<()> {
-        if let InputSpec::File(p) = self {
+        if let Some(p) = self.path() {
             let meta = std::fs::metadata(p)
                 .with_context(|| format!("input {}: cannot open", p.display()))?;
             if meta.is_dir() {
@@ -85,7 +110,7 @@ pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> 
             }
             PipeReader::spawn(move || Ok(file), name.clone(), stop.clone())
         }
-        InputSpec::File(p) => {
+        InputSpec::File(p) | InputSpec::Tree { path: p, .. } => {
             // `stat` does not wait for a FIFO's writer; `open` would.
             let meta = std::fs::metadata(p)
                 .with_context(|| format!("input {}: cannot open", p.display()))?;

@@ -6,3 +6,4 @@
 pub mod file;
 pub mod kafka;
 pub(crate) mod pipe;
+pub mod tree;
