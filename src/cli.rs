@@ -156,6 +156,10 @@ pub struct RunArgs {
     /// 127.0.0.1:9898; port 0 picks a free one, printed on stderr). Also `[metrics] listen`.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// No progress bar (it is shown on stderr when that is a terminal and the inputs are
+    /// files; `--quiet` turns it off too).
+    #[arg(long)]
+    pub no_progress: bool,
     /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,
@@ -184,6 +188,10 @@ pub struct ScanArgs {
     /// 127.0.0.1:9898; port 0 picks a free one, printed on stderr). Also `[metrics] listen`.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// No progress bar (it is shown on stderr when that is a terminal and the inputs are
+    /// files; `--quiet` turns it off too).
+    #[arg(long)]
+    pub no_progress: bool,
     /// Options shared by every command.
     #[command(flatten)]
     pub common: CommonArgs,

@@ -17,12 +17,15 @@ use crate::engine::{Engine, Matcher};
 use crate::metrics::Stage;
 use crate::metrics::{self, Listener, Registry};
 use crate::pipeline::{Flow, InputFailed, Pipeline, Sink};
+use crate::progress::{self, Progress};
 use crate::rules::Prefilter;
 use crate::sinks::findings::FindingsLog;
 use crate::sinks::{Output, OutputSpec};
 use crate::sources::file::{self as source, InputSpec};
 use crate::sources::kafka::config::KafkaSourceConfig;
 use crate::text::preview;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 fn overrides(common: &CommonArgs, threads: Option<usize>, template: Option<String>) -> Overrides {
     Overrides {
@@ -229,7 +232,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             Source::Files(inputs, problems) => {
                 pipeline.stop_on(crate::signals::install()?);
                 let mut sink = Output::open(&output, s.config.sink.kafka.as_ref()).await?;
-                let r = run_files(&inputs, &mut pipeline, &mut sink).await;
+                let bar = progress::wanted(args.no_progress);
+                let r = run_files(&inputs, &mut pipeline, &mut sink, bar).await;
                 // Closed whatever happened, so that everything redacted reaches the output;
                 // the first error is the one reported.
                 let closed = sink.close().await;
@@ -296,9 +300,43 @@ async fn run_files(
     inputs: &[InputSpec],
     pipeline: &mut Pipeline,
     sink: &mut Output,
+    progress: bool,
 ) -> Result<usize> {
     let buffer = pipeline.read_buffer_bytes();
     let mut failed = 0;
+    // The bar's total: the inputs' sizes on disk (only when all are regular files).
+    let sizes: Option<u64> = inputs
+        .iter()
+        .map(|i| {
+            let m = std::fs::metadata(i.path()?).ok()?;
+            m.is_file().then_some(m.len())
+        })
+        .sum();
+    let read = Arc::new(AtomicU64::new(0));
+    let bar = match sizes {
+        Some(total) if progress => Some(Progress::start(
+            total,
+            Arc::clone(&read),
+            pipeline.stats.clone(),
+        )),
+        _ => None,
+    };
+    let counter = bar.as_ref().map(|_| Arc::clone(&read));
+    let r = files_into(inputs, pipeline, sink, buffer, counter, &mut failed).await;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    r.map(|()| failed)
+}
+
+async fn files_into(
+    inputs: &[InputSpec],
+    pipeline: &mut Pipeline,
+    sink: &mut Output,
+    buffer: usize,
+    counter: Option<Arc<AtomicU64>>,
+    failed: &mut usize,
+) -> Result<()> {
     for input in inputs {
         // A stop that came between two inputs: the next one is not opened (nor its output
         // created).
@@ -306,27 +344,28 @@ async fn run_files(
             break;
         }
         let in_tree = matches!(input, InputSpec::Tree { .. });
-        let opened = match source::open(input, buffer, pipeline.stop_signal()).await {
-            Ok(o) => o,
-            Err(e) if in_tree => {
-                pipeline.stats.lock().error(Stage::Receiving, "open_failed");
-                eprintln!("logveil: error: {e:#}; skipped");
-                failed += 1;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let opened =
+            match source::open(input, buffer, pipeline.stop_signal(), counter.clone()).await {
+                Ok(o) => o,
+                Err(e) if in_tree => {
+                    pipeline.stats.lock().error(Stage::Receiving, "open_failed");
+                    progress::eprint_line(format_args!("logveil: error: {e:#}; skipped"));
+                    *failed += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
         match pipeline.process(opened, sink).await {
             Ok(Flow::Done) => {}
             Ok(Flow::OutputClosed | Flow::Stopped) => break,
             Err(e) if in_tree && e.is::<InputFailed>() => {
-                eprintln!("logveil: error: {e:#}");
-                failed += 1;
+                progress::eprint_line(format_args!("logveil: error: {e:#}"));
+                *failed += 1;
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(failed)
+    Ok(())
 }
 
 /// A Kafka input until SIGTERM/SIGINT (its own handling: drain, commit, exit 0).
@@ -367,7 +406,8 @@ pub fn scan(args: ScanArgs) -> Result<ExitCode> {
     let failed = rt.block_on(async {
         serve_metrics(listener, &mut pipeline, source_type, "none")?;
         pipeline.stop_on(crate::signals::install()?);
-        run_files(&inputs, &mut pipeline, &mut Output::discard()).await
+        let bar = progress::wanted(args.no_progress);
+        run_files(&inputs, &mut pipeline, &mut Output::discard(), bar).await
     })? + problems;
     for log in &mut pipeline.findings {
         log.flush()?;

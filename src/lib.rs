@@ -22,6 +22,7 @@ pub(crate) mod kafka;
 pub mod metrics;
 pub mod notice;
 pub mod pipeline;
+pub mod progress;
 pub mod rules;
 pub(crate) mod signals;
 pub mod sinks;

@@ -19,13 +19,13 @@ pub fn quiet() -> bool {
 /// Prints `logveil: warning: MSG` unless quiet.
 pub fn warn(msg: impl std::fmt::Display) {
     if !quiet() {
-        eprintln!("logveil: warning: {msg}");
+        crate::progress::eprint_line(format_args!("logveil: warning: {msg}"));
     }
 }
 
 /// Prints `logveil: MSG` (a notice: what the process is doing) unless quiet.
 pub fn notice(msg: impl std::fmt::Display) {
     if !quiet() {
-        eprintln!("logveil: {msg}");
+        crate::progress::eprint_line(format_args!("logveil: {msg}"));
     }
 }

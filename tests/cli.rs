@@ -1814,3 +1814,74 @@ fn directory_trees_mirror_into_an_output_directory_and_report_each_problem() {
         &["no file matches"],
     );
 }
+
+/// Runs `logveil ARGS` (keyed) under `script`, with a pseudo-terminal as its stdin, stdout
+/// and stderr; checks its exit code; returns what the terminal showed.
+fn on_a_terminal(args: &[&str], dir: &Path, code: i32) -> String {
+    let ts = dir.join("typescript");
+    let cmd = std::iter::once(env!("CARGO_BIN_EXE_logveil"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let st = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd])
+        .arg(&ts)
+        .env("LOGVEIL_KEY", KEY)
+        .env("COLUMNS", "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("script (util-linux)");
+    let text = String::from_utf8_lossy(&std::fs::read(&ts).unwrap()).into_owned();
+    assert_eq!(st.code(), Some(code), "{}", text);
+    // `script` frames the transcript with a header and a footer line.
+    text.lines()
+        .filter(|l| !l.starts_with("Script started") && !l.starts_with("Script done"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn progress_bar_on_a_terminal_only() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in.log.gz");
+    let text: String = (0..20_000)
+        .map(|i| format!("ts={i} user=u{} password=Pw{i:07}xq action=login\n", i % 7))
+        .collect();
+    write_gzip(&input, text.as_bytes());
+    let size = std::fs::metadata(&input).unwrap().len();
+    let out = d.path().join("out.log");
+    let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
+    let shown = on_a_terminal(&["run", i, "-o", o], d.path(), 0);
+    // The final state: all bytes of the file as on disk (compressed), every finding.
+    assert!(shown.contains("20000 findings"), "{shown}");
+    let total = if size < 1024 * 1024 {
+        format!(
+            "{:.2} KiB/{:.2} KiB",
+            size as f64 / 1024.0,
+            size as f64 / 1024.0
+        )
+    } else {
+        format!("{:.2} MiB", size as f64 / 1048576.0)
+    };
+    assert!(shown.contains(&total), "{total} in {shown}");
+    // Never in the output.
+    let redacted = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(redacted.lines().count(), 20_000);
+    assert!(!redacted.contains("findings") && !redacted.contains('\x1b'));
+    // Off with --quiet and --no-progress; `scan` shows one too.
+    for off in ["--quiet", "--no-progress"] {
+        let shown = on_a_terminal(&["run", i, "-o", o, off], d.path(), 0);
+        assert!(!shown.contains("findings"), "{off}: {shown}");
+    }
+    let shown = on_a_terminal(&["scan", i], d.path(), 1);
+    assert!(
+        shown.contains("20000 findings") && shown.contains("ETA"),
+        "{shown}"
+    );
+    // Not a terminal: nothing on stderr.
+    let o2 = keyed().args(["run", i, "-o", o]).output().unwrap();
+    assert!(o2.status.success());
+    assert!(o2.stderr.is_empty(), "{}", stderr(&o2));
+}

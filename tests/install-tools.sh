@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System tools the CLI tests use besides the broker: bash (completion scripts are loaded in
 # it), man-db with groff (the generated man page is rendered with warnings on) and
-# Prometheus's promtool (scrapes of /metrics are checked with `promtool check metrics`).
+# Prometheus's promtool (scrapes of /metrics are checked with `promtool check metrics`) and
+# util-linux's script (the progress bar is tested on a pseudo-terminal).
 # Installed here when missing (Debian/Ubuntu), so a fresh machine needs nothing by hand.
 set -euo pipefail
 sudo=""
@@ -27,8 +28,9 @@ missing=()
 command -v bash >/dev/null || missing+=(bash)
 command -v man >/dev/null || missing+=(man-db)
 command -v groff >/dev/null || missing+=(groff-base)
+command -v script >/dev/null || missing+=(bsdutils)
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "tools: bash, man, groff present"
+    echo "tools: bash, man, groff, script present"
     exit 0
 fi
 $sudo apt-get update -qq

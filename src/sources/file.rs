@@ -3,6 +3,8 @@
 //! (stdin, mostly) by a [`PipeReader`].
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
@@ -93,7 +95,14 @@ impl InputSpec {
 /// Opens an input and wraps it in the decompressor its first bytes call for. Regular files
 /// are read by tokio; pipes, FIFOs and terminals (stdin, mostly) by a [`PipeReader`] that
 /// never takes bytes out of the pipe that a stop signal would then lose.
-pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> Result<Input> {
+/// `read` counts the bytes read from a regular file, as they are on disk (for the progress
+/// bar).
+pub async fn open(
+    spec: &InputSpec,
+    buffer: usize,
+    stop: Option<StopSignal>,
+    read: Option<Arc<AtomicU64>>,
+) -> Result<Input> {
     let name = spec.name();
     let (reader, split) = match spec {
         InputSpec::Stdin => {
@@ -118,7 +127,10 @@ pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> 
                 let file = tokio::fs::File::open(p)
                     .await
                     .with_context(|| format!("input {}: cannot open", p.display()))?;
-                let raw: Box<dyn AsyncRead + Send + Unpin> = Box::new(file);
+                let raw: Box<dyn AsyncRead + Send + Unpin> = match read {
+                    Some(read) => Box::new(Counted { inner: file, read }),
+                    None => Box::new(file),
+                };
                 return sniff(raw, buffer, spec).await;
             }
             let path = p.clone();
@@ -145,6 +157,26 @@ pub async fn open(spec: &InputSpec, buffer: usize, stop: Option<StopSignal>) -> 
     split.store(plain, std::sync::atomic::Ordering::Release);
     opened.ends_on_stop = plain;
     Ok(opened)
+}
+
+/// A reader that counts what it reads.
+struct Counted<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
 }
 
 /// Reads just enough to tell the format (stopping as soon as the bytes cannot be a magic
